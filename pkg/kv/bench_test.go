@@ -1,0 +1,77 @@
+package kv
+
+import (
+	"fmt"
+	"testing"
+)
+
+func benchSnapshot(n int) *Snapshot {
+	b := NewBuilder()
+	for i := 0; i < n; i++ {
+		b.Put(fmt.Sprintf("/app/servers/srv-%d", i), fmt.Sprintf("10.0.%d.%d:8080", i/256%256, i%256))
+	}
+	for s := 0; s < 100; s++ {
+		for i := 0; i < n/100; i++ {
+			b.Put(fmt.Sprintf("/svc/s%d/%d", s, i), "v")
+		}
+	}
+	return b.Build(1)
+}
+
+func BenchmarkBuild100k(b *testing.B) {
+	keys := make([]string, 100000)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("/app/servers/srv-%06d", i)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		bl := NewBuilder()
+		for _, k := range keys {
+			bl.Put(k, "10.0.0.1:80")
+		}
+		bl.Build(1)
+	}
+}
+
+func BenchmarkGetValue100k(b *testing.B) {
+	v := benchSnapshot(100000).All()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := v.GetValue(fmt.Sprintf("/app/servers/srv-%d", i%100000)); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+func BenchmarkGetAll100k(b *testing.B) {
+	v := benchSnapshot(100000).All()
+	b.ReportAllocs()
+	for b.Loop() {
+		pairs, err := v.GetAll("/app/servers/*")
+		if err != nil || len(pairs) != 100000 {
+			b.Fatal(len(pairs), err)
+		}
+	}
+}
+
+func BenchmarkListDir100k(b *testing.B) {
+	v := benchSnapshot(100000).All()
+	b.ReportAllocs()
+	for b.Loop() {
+		if dirs := v.ListDir("/svc"); len(dirs) != 100 {
+			b.Fatal(len(dirs))
+		}
+	}
+}
+
+func BenchmarkApplyOneChange100k(b *testing.B) {
+	s := benchSnapshot(100000)
+	b.ReportAllocs()
+	rev := int64(1)
+	for b.Loop() {
+		rev++
+		s = s.Apply(rev, []Change{{Key: "/app/servers/srv-5", Value: fmt.Sprint(rev)}})
+	}
+}

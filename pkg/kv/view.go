@@ -1,0 +1,320 @@
+package kv
+
+import (
+	"errors"
+	"path"
+	"sort"
+	"strings"
+)
+
+// ErrNotExist is matched (with errors.Is) by the error of a lookup of a key
+// that does not exist.
+var ErrNotExist = errors.New("key does not exist")
+
+// KeyError reports a key that does not exist. Its message is the one the
+// original confd gives, so templates that test for it keep working.
+type KeyError struct {
+	Key string
+}
+
+func (e *KeyError) Error() string { return "key does not exist: " + e.Key }
+
+// Is makes errors.Is(err, ErrNotExist) true.
+func (e *KeyError) Is(target error) bool { return target == ErrNotExist }
+
+// keyRange is the half-open range [lo, hi) of full keys; hi == "" is
+// unbounded.
+type keyRange struct {
+	lo, hi string
+}
+
+// View is what one template resource sees of a snapshot: only the keys at or
+// below its key roots, with the resource prefix removed from their names.
+// For prefix "/production" and keys ["/app"], the etcd key
+// "/production/app/a" is seen as "/app/a". A View is as immutable as its
+// snapshot and safe for concurrent use.
+type View struct {
+	snap   *Snapshot
+	prefix string
+	ranges []keyRange
+}
+
+// NormalizeKey returns key with one leading slash, no trailing slash and no
+// empty or dot segments: "app/servers/" becomes "/app/servers".
+func NormalizeKey(key string) string {
+	return path.Clean("/" + key)
+}
+
+// View returns the part of s that a resource with the given prefix and keys
+// sees. Both are normalised with NormalizeKey; a key "/" with an empty prefix
+// sees every key in the snapshot. The key equal to the prefix itself is not
+// part of a prefixed view: it has no name below "/".
+func (s *Snapshot) View(prefix string, keys []string) *View {
+	p := normalizePrefix(prefix)
+	return &View{snap: s, prefix: p, ranges: rootRanges(p, Roots(prefix, keys))}
+}
+
+func normalizePrefix(prefix string) string {
+	p := NormalizeKey(prefix)
+	if p == "/" {
+		return ""
+	}
+	return p
+}
+
+// Roots returns the etcd keys that a resource with the given prefix and keys
+// reads: each key below the prefix, normalised. A source must provide every
+// key at or below each root.
+func Roots(prefix string, keys []string) []string {
+	p := normalizePrefix(prefix)
+	roots := make([]string, 0, len(keys))
+	for _, k := range keys {
+		r := p + NormalizeKey(k)
+		if r != "/" {
+			r = strings.TrimSuffix(r, "/")
+		}
+		roots = append(roots, r)
+	}
+	return roots
+}
+
+// All returns a view of every key of s, unprefixed.
+func (s *Snapshot) All() *View {
+	return &View{snap: s, ranges: []keyRange{{lo: "", hi: ""}}}
+}
+
+// rootRanges turns key roots into sorted, disjoint ranges of visible keys:
+// each root itself and everything below root + "/". The prefix key itself is
+// not below the prefix, so it is never visible in a prefixed view.
+func rootRanges(prefix string, roots []string) []keyRange {
+	sort.Strings(roots)
+	var kept []string
+	for _, r := range roots {
+		if r == "/" {
+			return []keyRange{{lo: "", hi: ""}}
+		}
+		if n := len(kept); n > 0 && (r == kept[n-1] || strings.HasPrefix(r, kept[n-1]+"/")) {
+			continue
+		}
+		kept = append(kept, r)
+	}
+	ranges := make([]keyRange, 0, 2*len(kept))
+	for _, r := range kept {
+		if prefix == "" || r != prefix {
+			ranges = append(ranges, keyRange{lo: r, hi: r + "\x00"})
+		}
+		ranges = append(ranges, keyRange{lo: r + "/", hi: r + "0"})
+	}
+	sort.Slice(ranges, func(i, j int) bool { return ranges[i].lo < ranges[j].lo })
+	return ranges
+}
+
+// Revision is the revision of the underlying snapshot.
+func (v *View) Revision() int64 { return v.snap.rev }
+
+// full maps a key as the template names it to the etcd key; ok is false when
+// no etcd key can have that name.
+func (v *View) full(key string) (string, bool) {
+	if v.prefix == "" {
+		return key, true
+	}
+	if !strings.HasPrefix(key, "/") {
+		return "", false
+	}
+	return v.prefix + key, true
+}
+
+// name maps an etcd key to the key the template sees.
+func (v *View) name(full string) string {
+	return full[len(v.prefix):]
+}
+
+func (v *View) visible(full string) bool {
+	i := sort.Search(len(v.ranges), func(i int) bool {
+		return v.ranges[i].hi == "" || full < v.ranges[i].hi
+	})
+	return i < len(v.ranges) && full >= v.ranges[i].lo
+}
+
+// scan calls fn, in key order, for every visible key that starts with the
+// full-key prefix from. fn may return a key to skip ahead to.
+func (v *View) scan(from string, fn func(KVPair) (skipTo string, more bool)) {
+	end := prefixEnd(from)
+	for _, r := range v.ranges {
+		lo, hi := r.lo, r.hi
+		if from > lo {
+			lo = from
+		}
+		if end != "" && (hi == "" || end < hi) {
+			hi = end
+		}
+		if hi != "" && lo >= hi {
+			continue
+		}
+		if !v.snap.ascendRange(lo, hi, fn) {
+			return
+		}
+	}
+}
+
+// prefixEnd returns the smallest string greater than every string with
+// prefix p, or "" when there is none.
+func prefixEnd(p string) string {
+	b := []byte(p)
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] < 0xff {
+			b[i]++
+			return string(b[:i+1])
+		}
+	}
+	return ""
+}
+
+// Exists reports whether key exists.
+func (v *View) Exists(key string) bool {
+	f, ok := v.full(key)
+	if !ok || !v.visible(f) {
+		return false
+	}
+	_, ok = v.snap.Lookup(f)
+	return ok
+}
+
+// Get returns the pair of key, or a *KeyError when it does not exist.
+func (v *View) Get(key string) (KVPair, error) {
+	if f, ok := v.full(key); ok && v.visible(f) {
+		if val, ok := v.snap.Lookup(f); ok {
+			return KVPair{Key: key, Value: val}, nil
+		}
+	}
+	return KVPair{}, &KeyError{Key: key}
+}
+
+// GetValue returns the value of key. When key does not exist it returns the
+// first default if one is given, and a *KeyError otherwise.
+func (v *View) GetValue(key string, defaults ...string) (string, error) {
+	p, err := v.Get(key)
+	if err != nil {
+		if len(defaults) > 0 {
+			return defaults[0], nil
+		}
+		return "", err
+	}
+	return p.Value, nil
+}
+
+// GetAll returns the pairs whose key matches the path.Match pattern, sorted
+// by key. "*" does not cross "/". A malformed pattern is an error.
+func (v *View) GetAll(pattern string) ([]KVPair, error) {
+	if _, err := path.Match(pattern, ""); err != nil {
+		return nil, &PatternError{Pattern: pattern, Err: err}
+	}
+	out := []KVPair{}
+	from, ok := v.patternRange(pattern)
+	if !ok {
+		return out, nil
+	}
+	v.scan(from, func(p KVPair) (string, bool) {
+		name := v.name(p.Key)
+		if m, _ := path.Match(pattern, name); m {
+			out = append(out, KVPair{Key: name, Value: p.Value})
+		}
+		return "", true
+	})
+	return out, nil
+}
+
+// GetAllValues returns the values of the keys that match pattern, sorted by
+// value.
+func (v *View) GetAllValues(pattern string) ([]string, error) {
+	pairs, err := v.GetAll(pattern)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(pairs))
+	for i, p := range pairs {
+		out[i] = p.Value
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// patternRange returns the full-key prefix that every key matching pattern
+// starts with: the pattern's literal part before its first meta character.
+func (v *View) patternRange(pattern string) (string, bool) {
+	lit := pattern
+	if i := strings.IndexAny(pattern, `*?[\`); i >= 0 {
+		lit = pattern[:i]
+	}
+	if v.prefix != "" && lit == "" {
+		return v.prefix, true
+	}
+	return v.full(lit)
+}
+
+// PatternError reports a malformed glob pattern.
+type PatternError struct {
+	Pattern string
+	Err     error
+}
+
+func (e *PatternError) Error() string { return "match pattern " + e.Pattern + ": " + e.Err.Error() }
+
+func (e *PatternError) Unwrap() error { return e.Err }
+
+// List returns the sorted, distinct names directly below dir: for keys
+// "/app/servers/a" and "/app/servers/b/c", List("/app/servers") is
+// ["a", "b"]. A key equal to dir contributes its own base name, as in the
+// original confd. List("/") lists the top level.
+func (v *View) List(dir string) []string {
+	return v.children(dir, false)
+}
+
+// ListDir is like List but returns only the names that have keys below them
+// (directories), not leaf keys.
+func (v *View) ListDir(dir string) []string {
+	return v.children(dir, true)
+}
+
+func (v *View) children(dir string, dirsOnly bool) []string {
+	seen := map[string]struct{}{}
+	if !dirsOnly && v.Exists(dir) {
+		seen[path.Base(dir)] = struct{}{}
+	}
+	d := strings.TrimRight(dir, "/")
+	if d == "" && !strings.HasPrefix(dir, "/") {
+		return sortedSet(seen)
+	}
+	base, ok := v.full(d)
+	if d == "" {
+		base, ok = v.prefix, true
+	}
+	if ok {
+		base += "/"
+		v.scan(base, func(p KVPair) (string, bool) {
+			rest := p.Key[len(base):]
+			i := strings.IndexByte(rest, '/')
+			if i < 0 {
+				if !dirsOnly {
+					seen[rest] = struct{}{}
+				}
+				return "", true
+			}
+			seg := rest[:i]
+			if !dirsOnly || seg != "" {
+				seen[seg] = struct{}{}
+			}
+			return base + seg + "0", true
+		})
+	}
+	return sortedSet(seen)
+}
+
+func sortedSet(m map[string]struct{}) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
