@@ -1,0 +1,23 @@
+// Package filesync installs rendered configuration files durably and runs
+// the commands that go with them. It is the only package that runs commands.
+//
+// Syncer.Sync follows one recipe for every file:
+//
+//  1. compare the rendered bytes, mode and owner with the destination; when
+//     nothing differs, do nothing at all (no stage file, no commands, the
+//     destination's mtime is untouched);
+//  2. in noop mode, return a unified diff and stop;
+//  3. write a stage file ".<base>.<random>" in the destination's directory
+//     with mode 0600, fsync it;
+//  4. run check_cmd against the stage file ({{.src}});
+//  5. chown, then chmod the stage file to the wanted owner and mode;
+//  6. rename it over the destination and fsync the directory;
+//  7. run reload_cmd.
+//
+// A failure before step 6 leaves the destination untouched and removes the
+// stage file. Commands run through /bin/sh -c in their own process group;
+// a timeout or a cancelled context kills the whole group.
+//
+// The package works on Unix systems only. It may import only the standard
+// library, github.com/sirupsen/logrus and github.com/aymanbagabas/go-udiff.
+package filesync

@@ -1,0 +1,379 @@
+package filesync
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/aymanbagabas/go-udiff"
+	"github.com/sirupsen/logrus"
+)
+
+// Target describes one destination file and the commands that guard it.
+type Target struct {
+	// Resource names the template resource in errors and log fields.
+	Resource string
+	// Dest is the absolute path of the file to keep in sync. Its directory
+	// must exist; it is not created. A symbolic link at Dest is compared by
+	// its target and replaced by a regular file, as confd does.
+	Dest string
+	// Mode is applied when ModeSet is true: permission bits plus
+	// os.ModeSetuid, os.ModeSetgid and os.ModeSticky (the raw Unix bits
+	// 04000, 02000 and 01000 are accepted as well). When ModeSet is false an
+	// existing destination keeps its mode and a new one gets 0644.
+	Mode    os.FileMode
+	ModeSet bool
+	// Owner and Group are a user and a group name (a numeric string is taken
+	// as an id when no such name exists). UID and GID are numeric ids, nil
+	// when not set; they take precedence over Owner and Group. Ids that are
+	// not set leave an existing destination's owner and group as they are;
+	// a new destination belongs to the process's user and group. (Pointers,
+	// so that a zero Target never means root.)
+	Owner, Group string
+	UID, GID     *int
+	// CheckCmd and ReloadCmd are text/template strings run by /bin/sh -c.
+	// {{.src}} is the stage file and {{.dest}} is Dest. An empty command is
+	// not run.
+	CheckCmd, ReloadCmd string
+}
+
+// Options apply to every Sync of a Syncer.
+type Options struct {
+	// Noop computes the diff and changes nothing.
+	Noop bool
+	// SyncOnly installs files without running check or reload commands.
+	SyncOnly bool
+	// KeepStageFile leaves the stage file on disk for inspection; see Sync.
+	KeepStageFile bool
+	// CommandTimeout bounds each check and reload command; 0 means no bound
+	// other than the context.
+	CommandTimeout time.Duration
+}
+
+// Result reports what Sync found and did. It is meaningful also when Sync
+// returns an error.
+type Result struct {
+	// Changed is true when the destination's content, mode or owner
+	// differed from what is wanted.
+	Changed bool
+	// Written is true when the destination was replaced.
+	Written bool
+	// Reloaded is true when the reload command ran and succeeded.
+	Reloaded bool
+	// Diff is the unified diff from the current destination (empty when it
+	// does not exist) to the new content; set in noop mode only, and empty
+	// when only the mode or owner differ.
+	Diff string
+	// CheckOutput and ReloadOutput hold the combined output of the commands
+	// that ran, at most the last 64 KiB of each.
+	CheckOutput, ReloadOutput string
+	// StageFile is the path of the stage file left on disk with
+	// KeepStageFile.
+	StageFile string
+}
+
+// Syncer installs files following one durable recipe. It has no mutable
+// state; one Syncer may serve many goroutines, as long as no two of them
+// sync the same destination at once.
+type Syncer struct {
+	log  *logrus.Logger
+	opts Options
+	// rename replaces the destination; a field so that tests can make it
+	// fail the way a bind-mounted destination does.
+	rename func(oldpath, newpath string) error
+}
+
+// New returns a Syncer that logs to log (nothing when log is nil).
+func New(log *logrus.Logger, opts Options) *Syncer {
+	if log == nil {
+		log = logrus.New()
+		log.SetOutput(io.Discard)
+	}
+	return &Syncer{log: log, opts: opts, rename: os.Rename}
+}
+
+// Sync makes t.Dest hold content with the wanted mode and owner.
+//
+// When the destination already matches, Sync does nothing. Otherwise, in
+// noop mode it only fills Result.Diff. Else it writes a stage file next to
+// the destination (mode 0600 while check_cmd runs), runs check_cmd on it,
+// sets owner and mode, renames it over the destination, fsyncs the
+// directory and runs reload_cmd. A failed check returns a *CommandError and
+// leaves the destination untouched; a failed reload returns a *CommandError
+// with Result.Written true.
+//
+// A destination that cannot be replaced because it is a mount point (EBUSY,
+// a file bind-mounted into a container) is overwritten in place instead,
+// after the check passed; that write is not atomic.
+//
+// With KeepStageFile the stage file that check_cmd saw stays on disk under
+// its own name, also after a failure, and {{.src}} of reload_cmd still
+// names it; the destination is then installed from a second copy. Without
+// it, the stage file is renamed into place or removed, so {{.src}} of
+// reload_cmd names a path that no longer exists (as in confd).
+func (s *Syncer) Sync(ctx context.Context, t Target, content []byte) (res Result, err error) {
+	if err := ctx.Err(); err != nil {
+		return res, fmt.Errorf("sync %s: %w", t.Dest, err)
+	}
+	log := s.log.WithFields(logrus.Fields{"resource": t.Resource, "dest": t.Dest})
+
+	cur, err := statDest(t.Dest)
+	if err != nil {
+		return res, err
+	}
+	want, err := wantAttrs(t, cur)
+	if err != nil {
+		return res, fmt.Errorf("sync %s: %w", t.Dest, err)
+	}
+	same, err := sameContent(t.Dest, cur, content)
+	if err != nil {
+		return res, err
+	}
+	if same && want.matches(cur) {
+		return res, nil
+	}
+	res.Changed = true
+
+	if s.opts.Noop {
+		res.Diff, err = unifiedDiff(t.Dest, cur.exists, content)
+		return res, err
+	}
+
+	st, err := newStage(t.Dest, content)
+	if err != nil {
+		return res, err
+	}
+	if s.opts.KeepStageFile {
+		st.keep = true
+		res.StageFile = st.path
+	}
+	defer func() { err = joinErr(err, st.release()) }()
+
+	if !s.opts.SyncOnly && t.CheckCmd != "" {
+		res.CheckOutput, err = s.run(ctx, log, t, KindCheck, t.CheckCmd, st.path)
+		if err != nil {
+			return res, err
+		}
+	}
+	// Past this point the destination changes; stop here rather than
+	// install a file whose reload is bound to fail.
+	if err := ctx.Err(); err != nil {
+		return res, fmt.Errorf("sync %s: %w", t.Dest, err)
+	}
+
+	inst := st
+	if s.opts.KeepStageFile {
+		inst, err = newStage(t.Dest, content)
+		if err != nil {
+			return res, err
+		}
+		defer func() { err = joinErr(err, inst.release()) }()
+	}
+	if err := setAttrs(inst.f, inst.path, want, log); err != nil {
+		return res, fmt.Errorf("stage %s: %w", t.Dest, err)
+	}
+	if err := s.install(inst, t.Dest, content, want, log); err != nil {
+		return res, err
+	}
+	res.Written = true
+
+	if !s.opts.SyncOnly && t.ReloadCmd != "" {
+		res.ReloadOutput, err = s.run(ctx, log, t, KindReload, t.ReloadCmd, st.path)
+		if err != nil {
+			return res, err
+		}
+		res.Reloaded = true
+	}
+	return res, nil
+}
+
+// joinErr adds a cleanup error to err, keeping err itself when cleanup
+// succeeded so that callers can still assert its type.
+func joinErr(err, cleanupErr error) error {
+	if cleanupErr == nil {
+		return err
+	}
+	return errors.Join(err, cleanupErr)
+}
+
+// install moves the prepared stage file over dest and makes the rename
+// durable.
+func (s *Syncer) install(st *stage, dest string, content []byte, want attrs, log *logrus.Entry) error {
+	// Owner and mode were just changed; make them as durable as the content.
+	if err := st.f.Sync(); err != nil {
+		return fmt.Errorf("stage %s: %w", dest, err)
+	}
+	if err := st.close(); err != nil {
+		return fmt.Errorf("stage %s: %w", dest, err)
+	}
+	err := s.rename(st.path, dest)
+	if errors.Is(err, syscall.EBUSY) {
+		log.WithField("stage", st.path).Debug("destination busy, overwriting in place")
+		return overwrite(dest, content, want, log)
+	}
+	if err != nil {
+		return fmt.Errorf("install %s: %w", dest, err)
+	}
+	st.installed = true
+	if err := syncDir(filepath.Dir(dest)); err != nil {
+		return fmt.Errorf("install %s: %w", dest, err)
+	}
+	return nil
+}
+
+// overwrite writes content into the existing file dest, for destinations
+// that cannot be replaced by a rename.
+func overwrite(dest string, content []byte, want attrs, log *logrus.Entry) error {
+	f, err := os.OpenFile(dest, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return fmt.Errorf("overwrite %s: %w", dest, err)
+	}
+	_, err = f.Write(content)
+	if err == nil {
+		err = setAttrs(f, dest, want, log)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("overwrite %s: %w", dest, err)
+	}
+	return nil
+}
+
+// destState is the destination as found before syncing.
+type destState struct {
+	exists   bool
+	mode     os.FileMode
+	uid, gid int
+	size     int64
+}
+
+func statDest(dest string) (destState, error) {
+	fi, err := os.Stat(dest)
+	if errors.Is(err, fs.ErrNotExist) {
+		return destState{}, nil
+	}
+	if err != nil {
+		return destState{}, fmt.Errorf("stat %s: %w", dest, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return destState{}, fmt.Errorf("stat %s: not a regular file", dest)
+	}
+	sys, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return destState{}, fmt.Errorf("stat %s: no owner information", dest)
+	}
+	return destState{
+		exists: true,
+		mode:   fi.Mode() & modeMask,
+		uid:    int(sys.Uid),
+		gid:    int(sys.Gid),
+		size:   fi.Size(),
+	}, nil
+}
+
+// sameContent reports whether the existing destination holds content,
+// comparing sizes before reading it.
+func sameContent(dest string, cur destState, content []byte) (bool, error) {
+	if !cur.exists || cur.size != int64(len(content)) {
+		return false, nil
+	}
+	old, err := os.ReadFile(dest)
+	if err != nil {
+		return false, fmt.Errorf("read %s: %w", dest, err)
+	}
+	return bytes.Equal(old, content), nil
+}
+
+func unifiedDiff(dest string, exists bool, content []byte) (string, error) {
+	var old []byte
+	if exists {
+		var err error
+		if old, err = os.ReadFile(dest); err != nil {
+			return "", fmt.Errorf("read %s: %w", dest, err)
+		}
+	}
+	edits := udiff.Lines(string(old), string(content))
+	d, err := udiff.ToUnified(dest, dest, string(old), edits, udiff.DefaultContextLines)
+	if err != nil {
+		return "", fmt.Errorf("diff %s: %w", dest, err)
+	}
+	return d, nil
+}
+
+// stage is a file next to the destination holding the new content.
+type stage struct {
+	f         *os.File
+	path      string
+	keep      bool // leave it on disk
+	installed bool // renamed over the destination
+}
+
+// newStage writes and fsyncs content to a new file named ".<base>.<random>"
+// in dest's directory, mode 0600. On failure nothing is left behind.
+func newStage(dest string, content []byte) (*stage, error) {
+	f, err := os.CreateTemp(filepath.Dir(dest), "."+filepath.Base(dest)+".*")
+	if err != nil {
+		return nil, fmt.Errorf("stage %s: %w", dest, err)
+	}
+	st := &stage{f: f, path: f.Name()}
+	if _, err := f.Write(content); err != nil {
+		return nil, errors.Join(fmt.Errorf("stage %s: %w", dest, err), st.release())
+	}
+	if err := f.Sync(); err != nil {
+		return nil, errors.Join(fmt.Errorf("stage %s: %w", dest, err), st.release())
+	}
+	return st, nil
+}
+
+// close closes the open file, once.
+func (st *stage) close() error {
+	if st.f == nil {
+		return nil
+	}
+	err := st.f.Close()
+	st.f = nil
+	return err
+}
+
+// release closes the stage file and removes it unless it was installed or
+// is to be kept.
+func (st *stage) release() error {
+	err := st.close()
+	if st.installed || st.keep {
+		if err != nil {
+			return fmt.Errorf("close stage file %s: %w", st.path, err)
+		}
+		return nil
+	}
+	if rerr := os.Remove(st.path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+		return fmt.Errorf("remove stage file %s: %w", st.path, rerr)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync directory: %w", err)
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	return nil
+}

@@ -1,0 +1,609 @@
+package filesync
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"go.uber.org/goleak"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files in testdata/")
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func testLogger(t *testing.T) *logrus.Logger {
+	t.Helper()
+	log := logrus.New()
+	log.SetOutput(t.Output())
+	log.SetLevel(logrus.DebugLevel)
+	return log
+}
+
+// existing describes a destination present before Sync.
+type existing struct {
+	content string
+	mode    os.FileMode
+}
+
+// oldTime is the mtime given to existing destinations, so that a rewrite
+// is visible.
+var oldTime = time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+
+func writeExisting(t *testing.T, dest string, e existing) {
+	t.Helper()
+	if err := os.WriteFile(dest, []byte(e.content), e.mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dest, e.mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(dest, oldTime, oldTime); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// stageFiles lists the stage files for dest in its directory.
+func stageFiles(t *testing.T, dest string) []string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(filepath.Dir(dest), "."+filepath.Base(dest)+".*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func exists(t *testing.T, path string) bool {
+	t.Helper()
+	_, err := os.Stat(path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	return err == nil
+}
+
+func TestSync(t *testing.T) {
+	t.Parallel()
+	// In commands, DIR is replaced by the test's directory.
+	tests := []struct {
+		name     string
+		existing *existing
+		target   Target // Dest is filled in; commands may use DIR
+		opts     Options
+		content  string
+
+		wantChanged, wantWritten, wantReloaded bool
+		wantContent                            string // of dest afterwards
+		wantMode                               os.FileMode
+		wantMtimeKept                          bool
+		wantErrKind                            string // CommandError.Kind; "-" for another error
+		wantExit                               int
+		wantErrText                            []string
+		wantFiles                              map[string]string // DIR-relative file -> content
+		wantNoFiles                            []string
+		wantKeptStage                          bool
+	}{
+		{
+			name:     "unchanged does nothing",
+			existing: &existing{"same\n", 0o640},
+			target: Target{
+				CheckCmd:  "touch DIR/checked",
+				ReloadCmd: "touch DIR/reloaded",
+			},
+			content:       "same\n",
+			wantContent:   "same\n",
+			wantMode:      0o640,
+			wantMtimeKept: true,
+			wantNoFiles:   []string{"checked", "reloaded"},
+		},
+		{
+			name:     "unchanged with matching configured mode",
+			existing: &existing{"same\n", 0o600},
+			target: Target{
+				Mode: 0o600, ModeSet: true,
+				CheckCmd: "touch DIR/checked",
+			},
+			content:       "same\n",
+			wantContent:   "same\n",
+			wantMode:      0o600,
+			wantMtimeKept: true,
+			wantNoFiles:   []string{"checked"},
+		},
+		{
+			name:        "new file gets 0644",
+			content:     "new\n",
+			wantChanged: true, wantWritten: true,
+			wantContent: "new\n",
+			wantMode:    0o644,
+		},
+		{
+			name:        "new file gets configured mode",
+			target:      Target{Mode: 0o600, ModeSet: true},
+			content:     "new\n",
+			wantChanged: true, wantWritten: true,
+			wantContent: "new\n",
+			wantMode:    0o600,
+		},
+		{
+			name:        "raw setuid bits are applied",
+			target:      Target{Mode: 0o4750, ModeSet: true},
+			content:     "new\n",
+			wantChanged: true, wantWritten: true,
+			wantContent: "new\n",
+			wantMode:    os.ModeSetuid | 0o750,
+		},
+		{
+			name:        "existing mode kept",
+			existing:    &existing{"old\n", 0o640},
+			content:     "new\n",
+			wantChanged: true, wantWritten: true,
+			wantContent: "new\n",
+			wantMode:    0o640,
+		},
+		{
+			name:     "mode change alone goes through check and reload",
+			existing: &existing{"same\n", 0o644},
+			target: Target{
+				Mode: 0o600, ModeSet: true,
+				CheckCmd:  "touch DIR/checked",
+				ReloadCmd: "touch DIR/reloaded",
+			},
+			content:     "same\n",
+			wantChanged: true, wantWritten: true, wantReloaded: true,
+			wantContent: "same\n",
+			wantMode:    0o600,
+			wantFiles:   map[string]string{"checked": "", "reloaded": ""},
+		},
+		{
+			name:     "check sees stage file, mode 0600, dest still old",
+			existing: &existing{"old\n", 0o644},
+			target: Target{
+				CheckCmd: "cp {{.src}} DIR/seen && stat -c %a {{.src}} > DIR/seenmode && " +
+					"cp {{.dest}} DIR/destatcheck && test {{.src}} != {{.dest}}",
+			},
+			content:     "new\n",
+			wantChanged: true, wantWritten: true,
+			wantContent: "new\n",
+			wantMode:    0o644,
+			wantFiles:   map[string]string{"seen": "new\n", "seenmode": "600\n", "destatcheck": "old\n"},
+		},
+		{
+			name:     "check failure leaves dest untouched",
+			existing: &existing{"old\n", 0o644},
+			target: Target{
+				Resource:  "web",
+				CheckCmd:  "echo 'bad config line 3' >&2; exit 3",
+				ReloadCmd: "touch DIR/reloaded",
+			},
+			content:       "new\n",
+			wantChanged:   true,
+			wantContent:   "old\n",
+			wantMode:      0o644,
+			wantMtimeKept: true,
+			wantErrKind:   KindCheck,
+			wantExit:      3,
+			wantErrText:   []string{"resource web", "check_cmd", "exit status 3", "bad config line 3"},
+			wantNoFiles:   []string{"reloaded"},
+		},
+		{
+			name:     "reload runs after rename",
+			existing: &existing{"old\n", 0o644},
+			target: Target{
+				CheckCmd:  "true",
+				ReloadCmd: "cp {{.dest}} DIR/reloadsaw; echo reloading",
+			},
+			content:     "new\n",
+			wantChanged: true, wantWritten: true, wantReloaded: true,
+			wantContent: "new\n",
+			wantMode:    0o644,
+			wantFiles:   map[string]string{"reloadsaw": "new\n"},
+		},
+		{
+			name:     "reload failure after dest is written",
+			existing: &existing{"old\n", 0o644},
+			target: Target{
+				Resource:  "web",
+				ReloadCmd: "echo 'service down'; exit 7",
+			},
+			content:     "new\n",
+			wantChanged: true, wantWritten: true,
+			wantContent: "new\n",
+			wantMode:    0o644,
+			wantErrKind: KindReload,
+			wantExit:    7,
+			wantErrText: []string{"resource web", "reload_cmd", "exit status 7", "service down"},
+		},
+		{
+			name:     "sync-only runs no commands",
+			existing: &existing{"old\n", 0o644},
+			target: Target{
+				CheckCmd:  "touch DIR/checked; exit 1",
+				ReloadCmd: "touch DIR/reloaded; exit 1",
+			},
+			opts:        Options{SyncOnly: true},
+			content:     "new\n",
+			wantChanged: true, wantWritten: true,
+			wantContent: "new\n",
+			wantMode:    0o644,
+			wantNoFiles: []string{"checked", "reloaded"},
+		},
+		{
+			name:     "noop writes and runs nothing",
+			existing: &existing{"old\n", 0o644},
+			target: Target{
+				CheckCmd:  "touch DIR/checked",
+				ReloadCmd: "touch DIR/reloaded",
+			},
+			opts:          Options{Noop: true},
+			content:       "new\n",
+			wantChanged:   true,
+			wantContent:   "old\n",
+			wantMode:      0o644,
+			wantMtimeKept: true,
+			wantNoFiles:   []string{"checked", "reloaded"},
+		},
+		{
+			name:     "keep stage file after success",
+			existing: &existing{"old\n", 0o644},
+			target: Target{
+				ReloadCmd: "cp {{.src}} DIR/reloadsrc",
+			},
+			opts:        Options{KeepStageFile: true},
+			content:     "new\n",
+			wantChanged: true, wantWritten: true, wantReloaded: true,
+			wantContent:   "new\n",
+			wantMode:      0o644,
+			wantFiles:     map[string]string{"reloadsrc": "new\n"},
+			wantKeptStage: true,
+		},
+		{
+			name:     "keep stage file after failed check",
+			existing: &existing{"old\n", 0o644},
+			target: Target{
+				CheckCmd: "exit 1",
+			},
+			opts:          Options{KeepStageFile: true},
+			content:       "new\n",
+			wantChanged:   true,
+			wantContent:   "old\n",
+			wantMode:      0o644,
+			wantMtimeKept: true,
+			wantErrKind:   KindCheck,
+			wantExit:      1,
+			wantKeptStage: true,
+		},
+		{
+			name:     "bad command template",
+			existing: &existing{"old\n", 0o644},
+			target: Target{
+				CheckCmd: "check {{.source}}",
+			},
+			content:       "new\n",
+			wantChanged:   true,
+			wantContent:   "old\n",
+			wantMode:      0o644,
+			wantMtimeKept: true,
+			wantErrKind:   KindCheck,
+			wantExit:      -1,
+			wantErrText:   []string{"render", "source"},
+		},
+		{
+			name:        "unknown owner",
+			target:      Target{Owner: "no-such-user-for-filesync"},
+			content:     "new\n",
+			wantErrKind: "-",
+			wantErrText: []string{"owner", "no-such-user-for-filesync"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			dest := filepath.Join(dir, "app.conf")
+			if tt.existing != nil {
+				writeExisting(t, dest, *tt.existing)
+			}
+			target := tt.target
+			target.Dest = dest
+			target.CheckCmd = strings.ReplaceAll(target.CheckCmd, "DIR", dir)
+			target.ReloadCmd = strings.ReplaceAll(target.ReloadCmd, "DIR", dir)
+
+			res, err := New(testLogger(t), tt.opts).Sync(context.Background(), target, []byte(tt.content))
+
+			switch tt.wantErrKind {
+			case "":
+				if err != nil {
+					t.Fatalf("Sync: %v", err)
+				}
+			case "-":
+				var ce *CommandError
+				if err == nil || errors.As(err, &ce) {
+					t.Fatalf("Sync error = %v, want a non-command error", err)
+				}
+			default:
+				ce, ok := err.(*CommandError)
+				if !ok {
+					t.Fatalf("Sync error = %T %v, want *CommandError itself", err, err)
+				}
+				if ce.Kind != tt.wantErrKind || ce.ExitCode != tt.wantExit {
+					t.Errorf("kind, exit = %q, %d, want %q, %d", ce.Kind, ce.ExitCode, tt.wantErrKind, tt.wantExit)
+				}
+			}
+			for _, s := range tt.wantErrText {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error %q does not contain %q", err, s)
+				}
+			}
+
+			if res.Changed != tt.wantChanged || res.Written != tt.wantWritten || res.Reloaded != tt.wantReloaded {
+				t.Errorf("changed, written, reloaded = %t, %t, %t, want %t, %t, %t",
+					res.Changed, res.Written, res.Reloaded, tt.wantChanged, tt.wantWritten, tt.wantReloaded)
+			}
+
+			if tt.wantErrKind != "-" {
+				if got := readFile(t, dest); got != tt.wantContent {
+					t.Errorf("dest content = %q, want %q", got, tt.wantContent)
+				}
+				fi, err := os.Stat(dest)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := fi.Mode() & modeMask; got != tt.wantMode {
+					t.Errorf("dest mode = %v, want %v", got, tt.wantMode)
+				}
+				if kept := fi.ModTime().Equal(oldTime); kept != tt.wantMtimeKept {
+					t.Errorf("mtime kept = %t (mtime %v), want %t", kept, fi.ModTime(), tt.wantMtimeKept)
+				}
+			}
+
+			for name, want := range tt.wantFiles {
+				if got := readFile(t, filepath.Join(dir, name)); got != want {
+					t.Errorf("%s = %q, want %q", name, got, want)
+				}
+			}
+			for _, name := range tt.wantNoFiles {
+				if exists(t, filepath.Join(dir, name)) {
+					t.Errorf("%s exists, want the command not run", name)
+				}
+			}
+
+			stages := stageFiles(t, dest)
+			if !tt.wantKeptStage {
+				if len(stages) != 0 || res.StageFile != "" {
+					t.Errorf("stage files left = %q, Result.StageFile = %q, want none", stages, res.StageFile)
+				}
+				return
+			}
+			if len(stages) != 1 || stages[0] != res.StageFile {
+				t.Fatalf("stage files = %q, Result.StageFile = %q, want exactly that one", stages, res.StageFile)
+			}
+			if got := readFile(t, res.StageFile); got != tt.content {
+				t.Errorf("kept stage content = %q, want %q", got, tt.content)
+			}
+			fi, err := os.Stat(res.StageFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := fi.Mode().Perm(); got != 0o600 {
+				t.Errorf("kept stage mode = %v, want 0600", got)
+			}
+		})
+	}
+}
+
+func TestSyncMissingDirectory(t *testing.T) {
+	t.Parallel()
+	dest := filepath.Join(t.TempDir(), "missing", "app.conf")
+	_, err := New(testLogger(t), Options{}).Sync(context.Background(), Target{Dest: dest}, []byte("x"))
+	if err == nil {
+		t.Fatal("Sync succeeded, want an error")
+	}
+	for _, s := range []string{"stage " + dest, "no such file or directory"} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("error %q does not contain %q", err, s)
+		}
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("errors.Is(%v, fs.ErrNotExist) = false, want true", err)
+	}
+}
+
+func TestSyncDestIsDirectory(t *testing.T) {
+	t.Parallel()
+	dest := t.TempDir()
+	_, err := New(testLogger(t), Options{}).Sync(context.Background(), Target{Dest: dest}, []byte("x"))
+	if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Fatalf("Sync error = %v, want one saying not a regular file", err)
+	}
+}
+
+func TestSyncCancelledBeforeStart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	dest := filepath.Join(dir, "app.conf")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	res, err := New(testLogger(t), Options{}).Sync(ctx, Target{Dest: dest}, []byte("x"))
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Sync error = %v, want context.Canceled", err)
+	}
+	if res.Written || exists(t, dest) {
+		t.Errorf("written = %t, dest exists = %t, want neither", res.Written, exists(t, dest))
+	}
+}
+
+func TestNoopDiff(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		existing *existing
+		content  string
+	}{
+		{
+			name:     "changed",
+			existing: &existing{"global\n  maxconn 100\n\nbackend web\n  server a 10.0.0.1:80\n  server b 10.0.0.2:80\n", 0o644},
+			content:  "global\n  maxconn 100\n\nbackend web\n  server a 10.0.0.1:80\n  server c 10.0.0.3:80\n  server d 10.0.0.4:80\n",
+		},
+		{
+			name:    "new",
+			content: "line one\nline two\n",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			dest := filepath.Join(dir, "app.conf")
+			if tt.existing != nil {
+				writeExisting(t, dest, *tt.existing)
+			}
+			res, err := New(testLogger(t), Options{Noop: true}).Sync(context.Background(),
+				Target{Dest: dest}, []byte(tt.content))
+			if err != nil {
+				t.Fatalf("Sync: %v", err)
+			}
+			if !res.Changed || res.Written {
+				t.Errorf("changed, written = %t, %t, want true, false", res.Changed, res.Written)
+			}
+			got := strings.ReplaceAll(res.Diff, dir, "DIR")
+			golden := filepath.Join("testdata", "noop_"+tt.name+".diff")
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if want := readFile(t, golden); got != want {
+				t.Errorf("diff:\n%s\nwant:\n%s", got, want)
+			}
+			if tt.existing == nil && exists(t, dest) {
+				t.Error("noop created dest")
+			}
+			if s := stageFiles(t, dest); len(s) != 0 {
+				t.Errorf("stage files left = %q", s)
+			}
+		})
+	}
+}
+
+func TestSyncOverwritesBusyDest(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	dest := filepath.Join(dir, "app.conf")
+	writeExisting(t, dest, existing{"old content\n", 0o640})
+	before, err := os.Stat(dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	s := New(testLogger(t), Options{})
+	var renames int
+	s.rename = func(oldpath, newpath string) error {
+		renames++
+		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: syscall.EBUSY}
+	}
+	res, err := s.Sync(context.Background(), Target{Dest: dest,
+		ReloadCmd: "cp {{.dest}} " + filepath.Join(dir, "reloadsaw")}, []byte("new\n"))
+	if err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+	if renames != 1 || !res.Written || !res.Reloaded {
+		t.Errorf("renames, written, reloaded = %d, %t, %t, want 1, true, true", renames, res.Written, res.Reloaded)
+	}
+	after, err := os.Stat(dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !os.SameFile(before, after) {
+		t.Error("dest was replaced, want it overwritten in place")
+	}
+	if got := after.Mode() & modeMask; got != 0o640 {
+		t.Errorf("dest mode = %v, want 0640", got)
+	}
+	if got := readFile(t, dest); got != "new\n" {
+		t.Errorf("dest = %q, want %q", got, "new\n")
+	}
+	if got := readFile(t, filepath.Join(dir, "reloadsaw")); got != "new\n" {
+		t.Errorf("reload saw %q, want %q", got, "new\n")
+	}
+	if s := stageFiles(t, dest); len(s) != 0 {
+		t.Errorf("stage files left = %q", s)
+	}
+}
+
+func TestSyncRenameFailure(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	dest := filepath.Join(dir, "app.conf")
+	writeExisting(t, dest, existing{"old\n", 0o644})
+	s := New(testLogger(t), Options{})
+	s.rename = func(oldpath, newpath string) error {
+		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: syscall.EXDEV}
+	}
+	res, err := s.Sync(context.Background(), Target{Dest: dest,
+		ReloadCmd: "touch " + filepath.Join(dir, "reloaded")}, []byte("new\n"))
+	if !errors.Is(err, syscall.EXDEV) || !strings.Contains(err.Error(), "install "+dest) {
+		t.Fatalf("Sync error = %v, want install %s: ... EXDEV", err, dest)
+	}
+	if res.Written || exists(t, filepath.Join(dir, "reloaded")) {
+		t.Error("dest reported written or reload ran after a failed rename")
+	}
+	if got := readFile(t, dest); got != "old\n" {
+		t.Errorf("dest = %q, want it untouched", got)
+	}
+	if s := stageFiles(t, dest); len(s) != 0 {
+		t.Errorf("stage files left = %q", s)
+	}
+}
+
+func TestSyncIsSafeForDistinctDests(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := New(testLogger(t), Options{})
+	const n = 8
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			dest := filepath.Join(dir, "f"+string(rune('a'+i)))
+			_, err := s.Sync(context.Background(), Target{Dest: dest, CheckCmd: "test -s {{.src}}"},
+				[]byte(strings.Repeat("x", i+1)))
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	names, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range names {
+		got = append(got, e.Name())
+	}
+	want := []string{"fa", "fb", "fc", "fd", "fe", "ff", "fg", "fh"}
+	if !slices.Equal(got, want) {
+		t.Errorf("directory = %q, want %q", got, want)
+	}
+}
