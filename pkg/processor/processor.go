@@ -1,0 +1,200 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/etcdconfd/confd/pkg/filesync"
+	"github.com/etcdconfd/confd/pkg/kv"
+	"github.com/etcdconfd/confd/pkg/render"
+	"github.com/etcdconfd/confd/pkg/resource"
+)
+
+// Source provides every key at or below the given roots, all read at one
+// consistent revision.
+type Source interface {
+	Snapshot(ctx context.Context, roots []string) (*kv.Snapshot, error)
+}
+
+// SourceFunc adapts a function to Source.
+type SourceFunc func(ctx context.Context, roots []string) (*kv.Snapshot, error)
+
+// Snapshot calls f.
+func (f SourceFunc) Snapshot(ctx context.Context, roots []string) (*kv.Snapshot, error) {
+	return f(ctx, roots)
+}
+
+// Syncer installs rendered content; *filesync.Syncer is one.
+type Syncer interface {
+	Sync(ctx context.Context, t filesync.Target, content []byte) (filesync.Result, error)
+}
+
+var _ Syncer = (*filesync.Syncer)(nil)
+
+// Options tune a Processor.
+type Options struct {
+	// DiffOut receives the unified diff of every resource that would change
+	// in noop mode; nil discards it.
+	DiffOut io.Writer
+	// Render is passed to every template.
+	Render render.Options
+}
+
+// Error is the failure of one resource in one step.
+type Error struct {
+	Resource string // resource file name, e.g. "haproxy.toml"
+	Op       string // "parse template", "read keys", "render", "sync"
+	Err      error
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("resource %s: %s: %v", e.Resource, e.Op, e.Err) }
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// unit is one resource with its parsed template.
+type unit struct {
+	res    resource.Resource
+	tmpl   *render.Template
+	target filesync.Target
+	roots  []string
+}
+
+// Processor renders and syncs a fixed set of resources.
+type Processor struct {
+	log   *logrus.Logger
+	src   Source
+	sync  Syncer
+	opts  Options
+	units []*unit
+}
+
+// New parses the template of every resource. A resource whose template does
+// not parse is left out and reported in the returned errors (one *Error
+// each); the others are kept.
+func New(log *logrus.Logger, src Source, syncer Syncer, resources []resource.Resource, opts Options) (*Processor, []error) {
+	p := &Processor{log: log, src: src, sync: syncer, opts: opts}
+	var errs []error
+	for _, r := range resources {
+		t, err := render.ParseFile(r.Src, opts.Render)
+		if err != nil {
+			errs = append(errs, &Error{Resource: r.Name, Op: "parse template", Err: err})
+			continue
+		}
+		p.units = append(p.units, &unit{res: r, tmpl: t, target: target(r), roots: kv.Roots(r.Prefix, r.Keys)})
+	}
+	return p, errs
+}
+
+func target(r resource.Resource) filesync.Target {
+	t := filesync.Target{
+		Resource:  r.Name,
+		Dest:      r.Dest,
+		Mode:      r.Mode,
+		ModeSet:   r.ModeSet,
+		Owner:     r.Owner,
+		Group:     r.Group,
+		CheckCmd:  r.CheckCmd,
+		ReloadCmd: r.ReloadCmd,
+	}
+	if r.UID >= 0 {
+		uid := r.UID
+		t.UID = &uid
+	}
+	if r.GID >= 0 {
+		gid := r.GID
+		t.GID = &gid
+	}
+	return t
+}
+
+// Len is the number of resources the processor handles.
+func (p *Processor) Len() int { return len(p.units) }
+
+// roots returns the union of the key roots of every resource, sorted.
+func (p *Processor) roots() []string {
+	set := map[string]struct{}{}
+	for _, u := range p.units {
+		for _, r := range u.roots {
+			set[r] = struct{}{}
+		}
+	}
+	out := make([]string, 0, len(set))
+	for r := range set {
+		out = append(out, r)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Once reads every resource's keys at one revision, renders and syncs each
+// resource, and returns the failures joined (nil when all succeeded). One
+// resource's failure does not stop the others.
+func (p *Processor) Once(ctx context.Context) error {
+	if len(p.units) == 0 {
+		return nil
+	}
+	snap, err := p.src.Snapshot(ctx, p.roots())
+	if err != nil {
+		return fmt.Errorf("read keys: %w", err)
+	}
+	var errs []error
+	for _, u := range p.units {
+		if err := p.process(ctx, u, snap); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// process renders one resource from snap and syncs it, logging the outcome.
+func (p *Processor) process(ctx context.Context, u *unit, snap *kv.Snapshot) error {
+	log := p.log.WithFields(logrus.Fields{
+		"resource": u.res.Name,
+		"dest":     u.res.Dest,
+		"revision": snap.Revision(),
+	})
+	start := time.Now()
+	content, err := u.tmpl.Execute(ctx, snap.View(u.res.Prefix, u.res.Keys))
+	if err != nil {
+		err = &Error{Resource: u.res.Name, Op: "render", Err: err}
+		log.WithError(err).Error("render failed")
+		return err
+	}
+	res, err := p.sync.Sync(ctx, u.target, content)
+	if res.Diff != "" && p.opts.DiffOut != nil {
+		if _, werr := io.WriteString(p.opts.DiffOut, res.Diff); werr != nil {
+			log.WithError(werr).Warn("write diff")
+		}
+	}
+	if err != nil {
+		err = &Error{Resource: u.res.Name, Op: "sync", Err: err}
+		var cmdErr *filesync.CommandError
+		switch {
+		case errors.As(err, &cmdErr) && cmdErr.Kind == filesync.KindCheck:
+			log.WithError(err).Error("check failed")
+		case errors.As(err, &cmdErr):
+			log.WithError(err).Error("reload failed")
+		default:
+			log.WithError(err).Error("sync failed")
+		}
+		return err
+	}
+	fields := logrus.Fields{"bytes": len(content), "duration": time.Since(start).Round(time.Microsecond)}
+	switch {
+	case !res.Changed:
+		log.WithFields(fields).Debug("unchanged")
+	case !res.Written:
+		log.WithFields(fields).Info("would change (noop)")
+	case res.Reloaded:
+		log.WithFields(fields).Info("updated and reloaded")
+	default:
+		log.WithFields(fields).Info("updated")
+	}
+	return nil
+}
