@@ -9,8 +9,8 @@ import (
 // reference answers every lookup by scanning all pairs. It states the
 // semantics the indexed View must have.
 type reference struct {
-	pairs map[string]string // template-visible name -> value
-	children []string // the names in pairs
+	pairs    map[string]string // template-visible name -> value
+	children []string          // the names in pairs
 }
 
 func newReference(all map[string]string, prefix string, keys []string) reference {

@@ -1,0 +1,176 @@
+package render
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io/fs"
+	"maps"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"text/template"
+	"time"
+
+	"github.com/etcdconfd/confd/pkg/kv"
+)
+
+// Store is what templates read keys from. *kv.View satisfies it.
+type Store interface {
+	// Get returns the pair of key or an error naming the missing key.
+	Get(key string) (kv.KVPair, error)
+	// GetValue returns the value of key, the first default when key is
+	// missing and a default is given, or an error naming the missing key.
+	GetValue(key string, defaults ...string) (string, error)
+	// GetAll returns the pairs whose key matches a path.Match pattern,
+	// sorted by key.
+	GetAll(pattern string) ([]kv.KVPair, error)
+	// GetAllValues returns the values of the keys that match pattern,
+	// sorted by value.
+	GetAllValues(pattern string) ([]string, error)
+	// List returns the sorted names directly below dir.
+	List(dir string) []string
+	// ListDir returns the sorted names directly below dir that have keys
+	// below them.
+	ListDir(dir string) []string
+	// Exists reports whether key exists.
+	Exists(key string) bool
+}
+
+var _ Store = (*kv.View)(nil)
+
+// Options are the parts of the outside world that template functions
+// read. The zero value uses the real ones.
+type Options struct {
+	// Resolver answers lookupIP, lookupIPV4, lookupIPV6 and lookupSRV;
+	// nil is net.DefaultResolver.
+	Resolver *net.Resolver
+	// Getenv answers getenv and sprig's env and expandenv; nil is
+	// os.LookupEnv.
+	Getenv func(key string) (value string, ok bool)
+	// Now answers datetime and sprig's now; nil is time.Now.
+	Now func() time.Time
+	// Stat answers fileExists; nil is os.Stat.
+	Stat func(name string) (fs.FileInfo, error)
+}
+
+func (o Options) withDefaults() Options {
+	if o.Resolver == nil {
+		o.Resolver = net.DefaultResolver
+	}
+	if o.Getenv == nil {
+		o.Getenv = os.LookupEnv
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Stat == nil {
+		o.Stat = os.Stat
+	}
+	return o
+}
+
+// Template is a parsed template. It is immutable once parsed and safe for
+// concurrent use.
+type Template struct {
+	name string
+	opts Options
+	tmpl *template.Template
+	// clones holds idle *clone values. Each execution takes one (or
+	// makes one), binds its store and context, and puts it back, so the
+	// function map is copied once per concurrent execution rather than
+	// once per execution.
+	clones sync.Pool
+	// sizeHint is the length of the last output, used to size the next
+	// output buffer in one allocation.
+	sizeHint atomic.Int64
+}
+
+// clone is a copy of the parsed template whose store and DNS functions
+// read its binding.
+type clone struct {
+	tmpl *template.Template
+	b    *binding
+}
+
+// ParseFile reads and parses the template file at path. The path names the
+// template in error messages, which also give the line.
+func ParseFile(path string, opts Options) (*Template, error) {
+	text, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read template: %w", err)
+	}
+	return Parse(path, string(text), opts)
+}
+
+// Parse parses text as a template called name. Parse errors come from
+// text/template and read "template: NAME:LINE: ...".
+func Parse(name, text string, opts Options) (*Template, error) {
+	opts = opts.withDefaults()
+	funcs := funcMap(opts)
+	// The functions that read the store or DNS are bound per clone; these
+	// only make their names known to the parser.
+	maps.Copy(funcs, (&binding{}).funcs())
+	tmpl, err := template.New(name).Funcs(funcs).Parse(text)
+	if err != nil {
+		return nil, err
+	}
+	t := &Template{name: name, opts: opts, tmpl: tmpl}
+	t.sizeHint.Store(int64(len(text)))
+	return t, nil
+}
+
+// Name is the name the template was parsed with.
+func (t *Template) Name() string { return t.name }
+
+func (t *Template) getClone() (*clone, error) {
+	if c, ok := t.clones.Get().(*clone); ok {
+		return c, nil
+	}
+	tmpl, err := t.tmpl.Clone()
+	if err != nil {
+		return nil, err
+	}
+	b := &binding{resolver: t.opts.Resolver}
+	tmpl.Funcs(b.funcs())
+	return &clone{tmpl: tmpl, b: b}, nil
+}
+
+// Execute renders the template against s and returns the output. ctx
+// bounds DNS lookups and stops listings once it is done. Errors from the
+// template name the template, line and column; an error from a function
+// wraps that function's error, so errors.Is(err, kv.ErrNotExist) tells a
+// missing key. A panic inside the template or one of its functions is
+// returned as an error.
+func (t *Template) Execute(ctx context.Context, s Store) (out []byte, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("execute template %s: %w", t.name, err)
+	}
+	c, err := t.getClone()
+	if err != nil {
+		return nil, fmt.Errorf("execute template %s: %w", t.name, err)
+	}
+	c.b.ctx, c.b.store = ctx, s
+
+	var buf bytes.Buffer
+	hint := t.sizeHint.Load()
+	buf.Grow(int(hint + hint/8))
+	defer func() {
+		if r := recover(); r != nil {
+			// The clone is dropped rather than reused.
+			out, err = nil, fmt.Errorf("execute template %s: panic: %v", t.name, r)
+		}
+	}()
+	err = c.tmpl.Execute(&buf, nil)
+	c.b.ctx, c.b.store = nil, nil
+	t.clones.Put(c)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("execute template %s: %w", t.name, err)
+	}
+	t.sizeHint.Store(int64(buf.Len()))
+	return buf.Bytes(), nil
+}
