@@ -93,10 +93,9 @@ func rootRanges(prefix string, roots []string) []keyRange {
 		if r == "/" {
 			return []keyRange{{lo: "", hi: ""}}
 		}
-		if n := len(kept); n > 0 && (r == kept[n-1] || strings.HasPrefix(r, kept[n-1]+"/")) {
-			continue
+		if !underAny(r, kept) {
+			kept = append(kept, r)
 		}
-		kept = append(kept, r)
 	}
 	ranges := make([]keyRange, 0, 2*len(kept))
 	for _, r := range kept {
@@ -308,6 +307,18 @@ func (v *View) children(dir string, dirsOnly bool) []string {
 		})
 	}
 	return sortedSet(seen)
+}
+
+// underAny reports whether key is one of roots or below one of them.
+// Sorting does not put a root right before the keys below it ("/app-1"
+// sorts between "/app" and "/app/x"), so every root is compared.
+func underAny(key string, roots []string) bool {
+	for _, r := range roots {
+		if key == r || strings.HasPrefix(key, r+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 func sortedSet(m map[string]struct{}) []string {

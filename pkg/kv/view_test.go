@@ -135,6 +135,7 @@ func TestViewMatchesReference(t *testing.T) {
 		{"", []string{"/"}},
 		{"", []string{"/a"}},
 		{"", []string{"/a", "/a/b", "/b"}},
+		{"", []string{"/a", "/a-b", "/a/b", "/a.b/x"}},
 		{"/a", []string{"/"}},
 		{"/a", []string{"/b", "/ab"}},
 	}
