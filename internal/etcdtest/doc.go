@@ -10,6 +10,9 @@
 // and client certificates it signed, for tests of TLS and client
 // certificate authentication.
 //
+// Run is the same single member for programs that are not tests, such as
+// the demo: the caller names the data directory and stops the member.
+//
 // etcdtest may import the standard library and the etcd server, client and
-// their support modules. Only tests import it.
+// their support modules. Only tests and examples import it.
 package etcdtest

@@ -1,6 +1,7 @@
 package etcdtest
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -104,41 +105,55 @@ func Start(t testing.TB, opts ...Option) *Server {
 	return startMembers(t, 1, opts)[0]
 }
 
-// startMembers starts n members that form one cluster, picking fresh ports
-// and data directories again when a port was taken before etcd bound it.
+// startMembers starts n members that form one cluster in the test's
+// temporary directories and stops them when the test ends.
 func startMembers(t testing.TB, n int, opts []Option) []*Server {
 	t.Helper()
+	members, err := launchMembers(context.Background(), n, func() string { return t.TempDir() }, opts)
+	if err != nil {
+		t.Fatalf("etcdtest: %v", err)
+	}
+	for _, m := range members {
+		t.Cleanup(m.Stop)
+	}
+	return members
+}
+
+// launchMembers starts n members that form one cluster and waits until all
+// serve clients. It picks fresh ports, and asks newDir for fresh data
+// directories, again when a port was taken before etcd bound it. It gives up
+// when ctx ends. On error no member is left running.
+func launchMembers(ctx context.Context, n int, newDir func() string, opts []Option) ([]*Server, error) {
 	var o options
 	for _, opt := range opts {
 		opt(&o)
 	}
 	var lastErr error
 	for attempt := 0; attempt < portAttempts; attempt++ {
-		members, err := newMembers(t, n, attempt, o)
-		if err != nil {
-			t.Fatalf("etcdtest: %v", err)
+		if err := context.Cause(ctx); err != nil {
+			return nil, err
 		}
-		err = startAll(members)
+		members, err := newMembers(n, attempt, newDir, o)
+		if err != nil {
+			return nil, err
+		}
+		err = startAll(ctx, members)
 		if err == nil {
-			for _, m := range members {
-				t.Cleanup(m.Stop)
-			}
-			return members
+			return members, nil
 		}
 		for _, m := range members {
 			m.Stop()
 		}
 		if !errors.Is(err, syscall.EADDRINUSE) {
-			t.Fatalf("etcdtest: %v", err)
+			return nil, err
 		}
 		lastErr = err
 	}
-	t.Fatalf("etcdtest: no free ports after %d attempts: %v", portAttempts, lastErr)
-	return nil
+	return nil, fmt.Errorf("no free ports after %d attempts: %w", portAttempts, lastErr)
 }
 
 // newMembers describes n members on fresh ports without starting them.
-func newMembers(t testing.TB, n, attempt int, o options) ([]*Server, error) {
+func newMembers(n, attempt int, newDir func() string, o options) ([]*Server, error) {
 	ports, err := freePorts(2 * n)
 	if err != nil {
 		return nil, err
@@ -152,7 +167,7 @@ func newMembers(t testing.TB, n, attempt int, o options) ([]*Server, error) {
 	for i := range members {
 		m := &Server{
 			name:         "m" + strconv.Itoa(i),
-			dir:          t.TempDir(),
+			dir:          newDir(),
 			clientURL:    url.URL{Scheme: clientScheme, Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[2*i]))},
 			peerURL:      url.URL{Scheme: "http", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[2*i+1]))},
 			clusterToken: fmt.Sprintf("etcdtest-%d-%d", ports[0], attempt),
@@ -172,7 +187,7 @@ func newMembers(t testing.TB, n, attempt int, o options) ([]*Server, error) {
 
 // startAll launches every member first, because members of a new cluster
 // become ready only once a quorum of them runs, then waits for all.
-func startAll(members []*Server) error {
+func startAll(ctx context.Context, members []*Server) error {
 	for _, m := range members {
 		if err := m.launch(); err != nil {
 			return err
@@ -180,7 +195,7 @@ func startAll(members []*Server) error {
 	}
 	deadline := time.Now().Add(readyTimeout)
 	for _, m := range members {
-		if err := m.waitReady(deadline); err != nil {
+		if err := m.waitReady(ctx, deadline); err != nil {
 			return err
 		}
 	}
@@ -252,9 +267,9 @@ func (s *Server) launch() error {
 	return nil
 }
 
-// waitReady waits until the member serves clients, fails or the deadline
-// passes.
-func (s *Server) waitReady(deadline time.Time) error {
+// waitReady waits until the member serves clients, fails, the deadline
+// passes or ctx ends.
+func (s *Server) waitReady(ctx context.Context, deadline time.Time) error {
 	s.mu.Lock()
 	e := s.etcd
 	s.mu.Unlock()
@@ -270,6 +285,8 @@ func (s *Server) waitReady(deadline time.Time) error {
 		return fmt.Errorf("wait for member %s: %w", s.name, err)
 	case <-timer.C:
 		return fmt.Errorf("wait for member %s: not ready after %v", s.name, readyTimeout)
+	case <-ctx.Done():
+		return fmt.Errorf("wait for member %s: %w", s.name, context.Cause(ctx))
 	}
 }
 
@@ -330,7 +347,7 @@ func (s *Server) Restart(t testing.TB) {
 		// of another test; poll until it frees up or the deadline passes.
 		time.Sleep(50 * time.Millisecond)
 	}
-	if err := s.waitReady(time.Now().Add(readyTimeout)); err != nil {
+	if err := s.waitReady(context.Background(), time.Now().Add(readyTimeout)); err != nil {
 		s.Stop()
 		t.Fatalf("etcdtest: restart: %v", err)
 	}
@@ -338,6 +355,17 @@ func (s *Server) Restart(t testing.TB) {
 
 func newClient(t testing.TB, endpoints []string, tlsFiles *TLS) *clientv3.Client {
 	t.Helper()
+	c, err := dial(endpoints, tlsFiles)
+	if err != nil {
+		t.Fatalf("etcdtest: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// dial connects a quiet client to endpoints, with TLS when tlsFiles names
+// a certificate.
+func dial(endpoints []string, tlsFiles *TLS) (*clientv3.Client, error) {
 	cfg := clientv3.Config{
 		Endpoints:   endpoints,
 		DialTimeout: clientDialTimeout,
@@ -346,16 +374,15 @@ func newClient(t testing.TB, endpoints []string, tlsFiles *TLS) *clientv3.Client
 	if tlsFiles != nil && tlsFiles.CertFile != "" {
 		tc, err := clientTLS(tlsFiles)
 		if err != nil {
-			t.Fatalf("etcdtest: %v", err)
+			return nil, err
 		}
 		cfg.TLS = tc
 	}
 	c, err := clientv3.New(cfg)
 	if err != nil {
-		t.Fatalf("etcdtest: connect to %v: %v", endpoints, err)
+		return nil, fmt.Errorf("connect to %v: %w", endpoints, err)
 	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return c, nil
 }
 
 func clientTLS(f *TLS) (*tls.Config, error) {
