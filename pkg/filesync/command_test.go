@@ -314,3 +314,32 @@ func TestValidateCommand(t *testing.T) {
 		}
 	}
 }
+
+func TestReloadAlone(t *testing.T) {
+	dir := t.TempDir()
+	dest := filepath.Join(dir, "out")
+	marker := filepath.Join(dir, "reloaded")
+	tgt := Target{Resource: "r", Dest: dest, ReloadCmd: "echo {{.src}} {{.dest}} > " + marker}
+	if _, err := New(nil, Options{}).Reload(context.Background(), tgt); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(marker)
+	if err != nil || string(got) != dest+" "+dest+"\n" {
+		t.Fatalf("reload wrote %q, %v", got, err)
+	}
+	os.Remove(marker)
+	for _, opts := range []Options{{Noop: true}, {SyncOnly: true}} {
+		if _, err := New(nil, opts).Reload(context.Background(), tgt); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(marker); !os.IsNotExist(err) {
+			t.Errorf("options %+v: reload ran", opts)
+		}
+	}
+	tgt.ReloadCmd = "exit 7"
+	_, err = New(nil, Options{}).Reload(context.Background(), tgt)
+	var ce *CommandError
+	if !errors.As(err, &ce) || ce.Kind != KindReload || ce.ExitCode != 7 {
+		t.Errorf("failing reload: err = %v", err)
+	}
+}

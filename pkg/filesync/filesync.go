@@ -377,3 +377,15 @@ func syncDir(dir string) error {
 	}
 	return nil
 }
+
+// Reload runs t's reload command alone, for a reload that failed after its
+// file was installed: the next Sync finds the destination current and
+// would not run it again. {{.src}} and {{.dest}} are both the destination.
+// It does nothing in noop or sync-only mode or without a reload command.
+func (s *Syncer) Reload(ctx context.Context, t Target) (output string, err error) {
+	if s.opts.Noop || s.opts.SyncOnly || t.ReloadCmd == "" {
+		return "", nil
+	}
+	log := s.log.WithFields(logrus.Fields{"resource": t.Resource, "dest": t.Dest})
+	return s.run(ctx, log, t, KindReload, t.ReloadCmd, t.Dest)
+}

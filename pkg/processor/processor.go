@@ -33,6 +33,7 @@ func (f SourceFunc) Snapshot(ctx context.Context, roots []string) (*kv.Snapshot,
 // Syncer installs rendered content; *filesync.Syncer is one.
 type Syncer interface {
 	Sync(ctx context.Context, t filesync.Target, content []byte) (filesync.Result, error)
+	Reload(ctx context.Context, t filesync.Target) (string, error)
 }
 
 var _ Syncer = (*filesync.Syncer)(nil)
@@ -145,48 +146,54 @@ func (p *Processor) Once(ctx context.Context) error {
 	}
 	var errs []error
 	for _, u := range p.units {
-		if err := p.process(ctx, u, snap); err != nil {
+		if err := p.step(ctx, u, snap, nil); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// process renders one resource from snap and syncs it, logging the outcome.
-func (p *Processor) process(ctx context.Context, u *unit, snap *kv.Snapshot) error {
+// unitState is what a long-running mode remembers of one resource between
+// steps, so that a repeated failure is logged once and a failed reload is
+// not forgotten.
+type unitState struct {
+	lastErr       string
+	reloadPending bool
+}
+
+// step renders u from snap, syncs it and logs the outcome. With st (daemon
+// modes) a failure equal to the previous one is logged at debug level only,
+// and a reload that failed is run again until it succeeds.
+func (p *Processor) step(ctx context.Context, u *unit, snap *kv.Snapshot, st *unitState) error {
 	log := p.log.WithFields(logrus.Fields{
 		"resource": u.res.Name,
 		"dest":     u.res.Dest,
 		"revision": snap.Revision(),
 	})
 	start := time.Now()
-	content, err := u.tmpl.Execute(ctx, snap.View(u.res.Prefix, u.res.Keys))
-	if err != nil {
-		err = &Error{Resource: u.res.Name, Op: "render", Err: err}
-		log.WithError(err).Error("render failed")
-		return err
-	}
-	res, err := p.sync.Sync(ctx, u.target, content)
-	if res.Diff != "" && p.opts.DiffOut != nil {
-		if _, werr := io.WriteString(p.opts.DiffOut, res.Diff); werr != nil {
-			log.WithError(werr).Warn("write diff")
-		}
+	res, size, err := p.render(ctx, u, snap)
+	if err == nil && !res.Changed && st != nil && st.reloadPending {
+		_, err = p.sync.Reload(ctx, u.target)
+		res.Reloaded = err == nil
 	}
 	if err != nil {
-		err = &Error{Resource: u.res.Name, Op: "sync", Err: err}
-		var cmdErr *filesync.CommandError
-		switch {
-		case errors.As(err, &cmdErr) && cmdErr.Kind == filesync.KindCheck:
-			log.WithError(err).Error("check failed")
-		case errors.As(err, &cmdErr):
-			log.WithError(err).Error("reload failed")
-		default:
-			log.WithError(err).Error("sync failed")
+		p.logFailure(log, err, st)
+		if st != nil {
+			var ce *filesync.CommandError
+			st.reloadPending = errors.As(err, &ce) && ce.Kind == filesync.KindReload
 		}
 		return err
 	}
-	fields := logrus.Fields{"bytes": len(content), "duration": time.Since(start).Round(time.Microsecond)}
+	if st != nil {
+		if st.lastErr != "" {
+			log.Info("recovered")
+		}
+		st.lastErr, st.reloadPending = "", false
+	}
+	fields := logrus.Fields{"bytes": size, "duration": time.Since(start).Round(time.Microsecond)}
 	switch {
+	case res.Reloaded && !res.Written:
+		log.WithFields(fields).Info("reloaded")
 	case !res.Changed:
 		log.WithFields(fields).Debug("unchanged")
 	case !res.Written:
@@ -197,4 +204,55 @@ func (p *Processor) process(ctx context.Context, u *unit, snap *kv.Snapshot) err
 		log.WithFields(fields).Info("updated")
 	}
 	return nil
+}
+
+// render executes u's template on snap and syncs the result.
+func (p *Processor) render(ctx context.Context, u *unit, snap *kv.Snapshot) (filesync.Result, int, error) {
+	content, err := u.tmpl.Execute(ctx, snap.View(u.res.Prefix, u.res.Keys))
+	if err != nil {
+		return filesync.Result{}, 0, &Error{Resource: u.res.Name, Op: "render", Err: err}
+	}
+	res, err := p.sync.Sync(ctx, u.target, content)
+	if res.Diff != "" && p.opts.DiffOut != nil {
+		if _, werr := io.WriteString(p.opts.DiffOut, res.Diff); werr != nil {
+			p.log.WithError(werr).Warn("write diff")
+		}
+	}
+	if err != nil {
+		return res, len(content), &Error{Resource: u.res.Name, Op: "sync", Err: err}
+	}
+	return res, len(content), nil
+}
+
+// logFailure logs a failed step; with st, only when it differs from the
+// previous failure.
+func (p *Processor) logFailure(log *logrus.Entry, err error, st *unitState) {
+	if st != nil {
+		if err.Error() == st.lastErr {
+			log.WithError(err).Debug("still failing")
+			return
+		}
+		st.lastErr = err.Error()
+	}
+	var ke *kv.KeyError
+	var ce *filesync.CommandError
+	switch {
+	case errors.As(err, &ke) && st != nil:
+		log.WithField("key", ke.Key).Warn("waiting for missing key")
+	case errors.As(err, &ke):
+		log.WithError(err).Error("render failed")
+	case errors.As(err, &ce) && ce.Kind == filesync.KindCheck:
+		log.WithError(err).Error("check failed")
+	case errors.As(err, &ce):
+		log.WithError(err).Error("reload failed")
+	case errors.Is(err, context.Canceled):
+		log.WithError(err).Debug("cancelled")
+	default:
+		var pe *Error
+		if errors.As(err, &pe) && pe.Op == "render" {
+			log.WithError(err).Error("render failed")
+			return
+		}
+		log.WithError(err).Error("sync failed")
+	}
 }

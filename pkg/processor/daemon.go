@@ -1,0 +1,232 @@
+package processor
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+
+	"github.com/etcdconfd/confd/pkg/kv"
+)
+
+// Watcher keeps a snapshot of the keys at or below roots current and calls
+// fn with every new one, in revision order, until ctx ends: first with
+// changed == nil (everything may have changed), then with the keys that
+// changed. *etcd.Mirror is one.
+type Watcher interface {
+	Run(ctx context.Context, roots []string, fn func(snap *kv.Snapshot, changed []string)) error
+}
+
+// DaemonOptions tune the long-running modes.
+type DaemonOptions struct {
+	// Interval, in watch mode, re-renders every resource from the latest
+	// snapshot this often, as a safety net against a dest changed behind
+	// confd's back; 0 never. In interval mode it is the polling period.
+	Interval time.Duration
+	// WaitMin and WaitMax set the quiescence of resources that have none of
+	// their own: render once no change came for WaitMin, but no later than
+	// WaitMax after the first pending change. Zero WaitMin renders at once.
+	WaitMin, WaitMax time.Duration
+	// MinRetry and MaxRetry bound the jittered exponential delay before a
+	// failed resource is tried again without a new change.
+	MinRetry, MaxRetry time.Duration
+	// Grace is how long an in-flight sync may go on once ctx ends, so that
+	// a check that is running can finish and its file be installed.
+	Grace time.Duration
+}
+
+func (o DaemonOptions) withDefaults() DaemonOptions {
+	if o.MinRetry <= 0 {
+		o.MinRetry = time.Second
+	}
+	if o.MaxRetry < o.MinRetry {
+		o.MaxRetry = max(time.Minute, o.MinRetry)
+	}
+	if o.Grace <= 0 {
+		o.Grace = 10 * time.Second
+	}
+	return o
+}
+
+// Watch runs the watch mode: every change the watcher reports renders the
+// resources whose keys it touches, each resource on its own, with at most
+// one render in flight and one pending. A single change renders at once; a
+// burst collapses into few renders, the last of which sees the latest
+// snapshot. Watch returns when ctx ends and every render has finished, or
+// when the watcher fails.
+func (p *Processor) Watch(ctx context.Context, w Watcher, opts DaemonOptions) error {
+	opts = opts.withDefaults()
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	syncCtx, stopSync := graceContext(runCtx, opts.Grace)
+	defer stopSync()
+
+	var latest atomic.Pointer[kv.Snapshot]
+	workers := make([]*worker, len(p.units))
+	var wg sync.WaitGroup
+	for i, u := range p.units {
+		workers[i] = newWorker(p, u, opts, latest.Load)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			workers[i].loop(runCtx, syncCtx, opts.Interval)
+		}()
+	}
+	err := w.Run(runCtx, p.roots(), func(snap *kv.Snapshot, changed []string) {
+		latest.Store(snap)
+		for _, wk := range workers {
+			if changed == nil || wk.affected(changed) {
+				wk.notify()
+			}
+		}
+	})
+	cancel()
+	wg.Wait()
+	return err
+}
+
+// graceContext returns a context that ends grace after ctx ends.
+func graceContext(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	gctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-gctx.Done():
+		}
+	})
+	return gctx, func() {
+		stop()
+		cancel()
+	}
+}
+
+// worker renders one resource whenever it is notified.
+type worker struct {
+	p                *Processor
+	u                *unit
+	latest           func() *kv.Snapshot
+	waitMin, waitMax time.Duration
+	minRetry         time.Duration
+	maxRetry         time.Duration
+	kick             chan struct{}
+	state            unitState
+
+	mu          sync.Mutex
+	first, last time.Time // first and last change not rendered yet
+}
+
+func newWorker(p *Processor, u *unit, opts DaemonOptions, latest func() *kv.Snapshot) *worker {
+	w := &worker{
+		p: p, u: u, latest: latest,
+		waitMin: opts.WaitMin, waitMax: opts.WaitMax,
+		minRetry: opts.MinRetry, maxRetry: opts.MaxRetry,
+		kick: make(chan struct{}, 1),
+	}
+	if u.res.WaitMin > 0 {
+		w.waitMin, w.waitMax = u.res.WaitMin, u.res.WaitMax
+	}
+	if w.waitMin > 0 && w.waitMax < w.waitMin {
+		w.waitMax = w.waitMin
+	}
+	return w
+}
+
+// affected reports whether a changed key is at or below one of the
+// resource's roots.
+func (w *worker) affected(changed []string) bool {
+	for _, k := range changed {
+		for _, r := range w.u.roots {
+			if r == "/" || k == r || strings.HasPrefix(k, r+"/") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// notify records a change and wakes the worker without blocking.
+func (w *worker) notify() {
+	now := time.Now()
+	w.mu.Lock()
+	if w.first.IsZero() {
+		w.first = now
+	}
+	w.last = now
+	w.mu.Unlock()
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (w *worker) loop(ctx, syncCtx context.Context, interval time.Duration) {
+	bo := &backoff.ExponentialBackOff{
+		InitialInterval: w.minRetry, RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: w.maxRetry,
+	}
+	bo.Reset()
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
+	var tick <-chan time.Time
+	if interval > 0 {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.kick:
+		case <-retry.C:
+		case <-tick:
+		}
+		if !w.quiesce(ctx) {
+			return
+		}
+		snap := w.latest()
+		if snap == nil {
+			continue
+		}
+		if err := w.p.step(syncCtx, w.u, snap, &w.state); err != nil {
+			retry.Reset(bo.NextBackOff())
+			continue
+		}
+		bo.Reset()
+		retry.Stop()
+	}
+}
+
+// quiesce waits until the resource's changes have settled (see
+// DaemonOptions.WaitMin) and then marks them taken; false when ctx ended.
+func (w *worker) quiesce(ctx context.Context) bool {
+	for {
+		w.mu.Lock()
+		first, last := w.first, w.last
+		due := last.Add(w.waitMin)
+		if limit := first.Add(w.waitMax); w.waitMin > 0 && limit.Before(due) {
+			due = limit
+		}
+		if w.waitMin == 0 || first.IsZero() || !time.Now().Before(due) {
+			w.first, w.last = time.Time{}, time.Time{}
+			w.mu.Unlock()
+			return true
+		}
+		w.mu.Unlock()
+		t := time.NewTimer(time.Until(due))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-w.kick:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}

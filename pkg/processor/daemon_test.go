@@ -1,0 +1,206 @@
+package processor
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/etcdconfd/confd/pkg/filesync"
+	"github.com/etcdconfd/confd/pkg/kv"
+	"github.com/etcdconfd/confd/pkg/resource"
+)
+
+// fakeWatcher hands the test the function a Processor gives to Run, so the
+// test decides which snapshots arrive and when.
+type fakeWatcher struct {
+	fn chan func(*kv.Snapshot, []string)
+}
+
+func (f *fakeWatcher) Run(ctx context.Context, _ []string, fn func(*kv.Snapshot, []string)) error {
+	f.fn <- fn
+	<-ctx.Done()
+	return nil
+}
+
+// countingSyncer counts syncs per destination and can hold them back.
+type countingSyncer struct {
+	next  *filesync.Syncer
+	gate  chan struct{} // when not nil, every Sync waits for a receive
+	mu    sync.Mutex
+	syncs map[string]int
+}
+
+func (c *countingSyncer) Sync(ctx context.Context, t filesync.Target, content []byte) (filesync.Result, error) {
+	c.mu.Lock()
+	c.syncs[filepath.Base(t.Dest)]++
+	gate := c.gate
+	c.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
+	return c.next.Sync(ctx, t, content)
+}
+
+func (c *countingSyncer) Reload(ctx context.Context, t filesync.Target) (string, error) {
+	return c.next.Reload(ctx, t)
+}
+
+func (c *countingSyncer) count(name string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.syncs[name]
+}
+
+// startWatch runs p.Watch until the test ends and returns the function
+// that delivers snapshots.
+func startWatch(t *testing.T, p *Processor, opts DaemonOptions) func(*kv.Snapshot, []string) {
+	t.Helper()
+	w := &fakeWatcher{fn: make(chan func(*kv.Snapshot, []string))}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Watch(ctx, w, opts) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Watch: %v", err)
+		}
+	})
+	return <-w.fn
+}
+
+func waitContent(t *testing.T, path, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if b, err := os.ReadFile(path); err == nil && string(b) == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(path)
+			t.Fatalf("%s = %q, want %q", filepath.Base(path), b, want)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func newCounting(gate chan struct{}) *countingSyncer {
+	return &countingSyncer{next: filesync.New(quietLogger(), filesync.Options{}), gate: gate, syncs: map[string]int{}}
+}
+
+func TestWatchCoalescesBursts(t *testing.T) {
+	dir := t.TempDir()
+	r := newResource(t, dir, "a", `v={{getv "/a/v"}}`, "/a")
+	gate := make(chan struct{})
+	syncer := newCounting(gate)
+	p, _ := New(quietLogger(), nil, syncer, []resource.Resource{r}, Options{})
+	deliver := startWatch(t, p, DaemonOptions{})
+
+	snap := kv.FromMap(1, map[string]string{"/a/v": "0"})
+	deliver(snap, nil)
+	// The first render waits at the gate while 1,000 changes arrive.
+	for i := 1; i <= 1000; i++ {
+		snap = snap.Apply(int64(i+1), []kv.Change{{Key: "/a/v", Value: fmt.Sprint(i)}})
+		deliver(snap, []string{"/a/v"})
+	}
+	close(gate)
+	waitContent(t, r.Dest, "v=1000")
+	if n := syncer.count("a.out"); n > 2 {
+		t.Errorf("%d renders for a burst held behind one render, want at most 2", n)
+	}
+}
+
+func TestWatchRendersOnlyAffectedResources(t *testing.T) {
+	dir := t.TempDir()
+	a := newResource(t, dir, "a", `{{getv "/a/v"}}`, "/a")
+	b := newResource(t, dir, "b", `{{getv "/b/v"}}`, "/b")
+	syncer := newCounting(nil)
+	p, _ := New(quietLogger(), nil, syncer, []resource.Resource{a, b}, Options{})
+	deliver := startWatch(t, p, DaemonOptions{})
+
+	snap := kv.FromMap(1, map[string]string{"/a/v": "1", "/b/v": "1", "/bx": "x"})
+	deliver(snap, nil)
+	waitContent(t, a.Dest, "1")
+	waitContent(t, b.Dest, "1")
+	snap = snap.Apply(2, []kv.Change{{Key: "/a/v", Value: "2"}, {Key: "/bx", Value: "y"}})
+	deliver(snap, []string{"/a/v", "/bx"})
+	waitContent(t, a.Dest, "2")
+	if n := syncer.count("b.out"); n != 1 {
+		t.Errorf("b rendered %d times, want once: /a/v and /bx are not its keys", n)
+	}
+}
+
+func TestWatchRetriesFailuresWithoutNewChange(t *testing.T) {
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "failed-once")
+	r := newResource(t, dir, "a", `{{getv "/a/v"}}`, "/a")
+	// The check fails the first time only; the reload fails the first
+	// time only. Both must be retried without another change.
+	r.CheckCmd = "test -e " + marker + ".check || { touch " + marker + ".check; exit 1; }"
+	r.ReloadCmd = "test -e " + marker + ".reload || { touch " + marker + ".reload; exit 1; }; touch " + marker + ".reloaded"
+	syncer := newCounting(nil)
+	p, _ := New(quietLogger(), nil, syncer, []resource.Resource{r}, Options{})
+	deliver := startWatch(t, p, DaemonOptions{MinRetry: 10 * time.Millisecond, MaxRetry: 50 * time.Millisecond})
+
+	deliver(kv.FromMap(1, map[string]string{"/a/v": "1"}), nil)
+	waitContent(t, r.Dest, "1")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(marker + ".reloaded"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the failed reload was never run again")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestWatchWaitsForQuiescence(t *testing.T) {
+	dir := t.TempDir()
+	r := newResource(t, dir, "a", `{{getv "/a/v"}}`, "/a")
+	r.WaitMin, r.WaitMax = 300*time.Millisecond, 5*time.Second
+	syncer := newCounting(nil)
+	p, _ := New(quietLogger(), nil, syncer, []resource.Resource{r}, Options{})
+	deliver := startWatch(t, p, DaemonOptions{})
+
+	snap := kv.FromMap(1, map[string]string{"/a/v": "0"})
+	start := time.Now()
+	deliver(snap, nil)
+	for i := 1; i <= 5; i++ {
+		snap = snap.Apply(int64(i+1), []kv.Change{{Key: "/a/v", Value: fmt.Sprint(i)}})
+		deliver(snap, []string{"/a/v"})
+		time.Sleep(20 * time.Millisecond)
+	}
+	waitContent(t, r.Dest, "5")
+	if elapsed := time.Since(start); elapsed < 300*time.Millisecond {
+		t.Errorf("rendered after %s, before the 300ms quiet period", elapsed)
+	}
+	if n := syncer.count("a.out"); n != 1 {
+		t.Errorf("%d renders, want 1 after the changes settled", n)
+	}
+}
+
+func TestWatchStopsWithoutLeaks(t *testing.T) {
+	dir := t.TempDir()
+	r := newResource(t, dir, "a", `{{getv "/a/v"}}`, "/a")
+	p, _ := New(quietLogger(), nil, newCounting(nil), []resource.Resource{r}, Options{})
+	w := &fakeWatcher{fn: make(chan func(*kv.Snapshot, []string))}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		_ = p.Watch(ctx, w, DaemonOptions{Interval: time.Hour})
+		close(done)
+	}()
+	(<-w.fn)(kv.FromMap(1, map[string]string{"/a/v": "1"}), nil)
+	waitContent(t, r.Dest, "1")
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Watch did not return after cancel")
+	}
+}

@@ -1,0 +1,77 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/etcdconfd/confd/pkg/kv"
+)
+
+// Poller is a Source that can also tell cheaply whether anything changed.
+type Poller interface {
+	Source
+	// Changed reports whether any key at or below roots differs from snap,
+	// without reading the keys.
+	Changed(ctx context.Context, roots []string, snap *kv.Snapshot) (bool, error)
+}
+
+// Poll runs the interval mode: every opts.Interval it asks the poller
+// whether anything under the resources' keys changed since the snapshot it
+// rendered, reads the keys again only when something did, and renders the
+// resources from the new snapshot. Resources that failed are tried again on
+// every tick. Poll returns nil when ctx ends.
+func (p *Processor) Poll(ctx context.Context, src Poller, opts DaemonOptions) error {
+	opts = opts.withDefaults()
+	if opts.Interval <= 0 {
+		return errors.New("poll: interval must be positive")
+	}
+	syncCtx, stopSync := graceContext(ctx, opts.Grace)
+	defer stopSync()
+	roots := p.roots()
+	states := make([]unitState, len(p.units))
+	failed := make([]bool, len(p.units))
+	var snap *kv.Snapshot
+	var unavailable string
+
+	t := time.NewTicker(opts.Interval)
+	defer t.Stop()
+	for {
+		fresh, err := p.poll(ctx, src, roots, snap)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			if err.Error() != unavailable {
+				p.log.WithError(err).Warn("backend unavailable, keeping the last good files")
+				unavailable = err.Error()
+			}
+		case err == nil && unavailable != "":
+			p.log.Info("backend back")
+			unavailable = ""
+		}
+		if fresh != nil {
+			snap = fresh
+		}
+		for i, u := range p.units {
+			if snap != nil && (fresh != nil || failed[i]) {
+				failed[i] = p.step(syncCtx, u, snap, &states[i]) != nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// poll returns a new snapshot when the keys changed since snap (or there is
+// none yet), and nil when nothing changed.
+func (p *Processor) poll(ctx context.Context, src Poller, roots []string, snap *kv.Snapshot) (*kv.Snapshot, error) {
+	if snap != nil {
+		changed, err := src.Changed(ctx, roots, snap)
+		if err != nil || !changed {
+			return nil, err
+		}
+	}
+	return src.Snapshot(ctx, roots)
+}
