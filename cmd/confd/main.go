@@ -18,19 +18,10 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/etcdconfd/confd/pkg/config"
-	"github.com/etcdconfd/confd/pkg/etcd"
-	"github.com/etcdconfd/confd/pkg/filesync"
-	"github.com/etcdconfd/confd/pkg/kv"
-	"github.com/etcdconfd/confd/pkg/localkv"
-	"github.com/etcdconfd/confd/pkg/processor"
-	"github.com/etcdconfd/confd/pkg/resource"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
-
-// pageSize is the number of keys fetched from etcd per request.
-const pageSize = 10000
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -46,6 +37,8 @@ const (
 	exitUsage   = 2
 )
 
+// run is confd without the process around it: it parses args, runs the
+// chosen mode until it is done or ctx ends, and returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg, warnings, err := config.Load(args, os.Environ())
 	switch {
@@ -71,90 +64,30 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	for _, w := range warnings {
 		log.Warn(w)
 	}
-	if !cfg.Onetime {
-		log.Error("daemon modes (-watch, -interval) are not available in this version; run with -onetime")
+	if cfg.Watch && cfg.Backend != config.BackendEtcd && !cfg.Onetime {
+		log.Errorf("-watch needs the etcd backend; with -backend %s use -interval", cfg.Backend)
 		return exitUsage
 	}
-
-	resources, warnings, errs := resource.LoadDir(cfg.ConfDir, cfg.Prefix)
-	for _, w := range warnings {
-		log.Warn(w)
+	if cfg.Onetime {
+		return onetime(ctx, cfg, log, stdout)
 	}
-	for _, e := range errs {
-		log.WithError(e).Error("skipping resource")
-	}
+	return daemon(ctx, args, cfg, log, stdout)
+}
 
-	src, closeSrc, err := newSource(ctx, cfg, log)
-	if err != nil {
-		log.WithError(err).Error("connect to backend")
+// onetime renders every resource once.
+func onetime(ctx context.Context, cfg *config.Config, log *logrus.Logger, stdout io.Writer) int {
+	a, errs := build(ctx, cfg, log, stdout, false)
+	if a == nil {
 		return exitFailure
 	}
-	defer closeSrc()
-
-	syncer := filesync.New(log, filesync.Options{
-		Noop:           cfg.Noop,
-		SyncOnly:       cfg.SyncOnly,
-		KeepStageFile:  cfg.KeepStageFile,
-		CommandTimeout: cfg.CommandTimeout,
-	})
-	proc, perrs := processor.New(log, src, syncer, resources, processor.Options{DiffOut: stdout})
-	for _, e := range perrs {
-		log.WithError(e).Error("skipping resource")
-	}
-	errs = append(errs, perrs...)
-
-	if err := proc.Once(ctx); err != nil {
+	defer a.close()
+	if err := a.proc.Once(ctx); err != nil {
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
 		return exitFailure
 	}
 	return exitOK
-}
-
-// newSource returns the backend that snapshots keys, and a function that
-// releases it.
-func newSource(ctx context.Context, cfg *config.Config, log *logrus.Logger) (processor.Source, func(), error) {
-	switch cfg.Backend {
-	case config.BackendEnv:
-		environ := os.Environ()
-		return processor.SourceFunc(func(_ context.Context, roots []string) (*kv.Snapshot, error) {
-			return localkv.FromEnv(environ, roots), nil
-		}), func() {}, nil
-	case config.BackendFile:
-		return processor.SourceFunc(func(_ context.Context, roots []string) (*kv.Snapshot, error) {
-			return localkv.FromFiles(cfg.Files, roots)
-		}), func() {}, nil
-	}
-	ecfg := etcd.Config{
-		Endpoints:      cfg.Nodes,
-		SRVDomain:      cfg.SRVDomain,
-		SRVRecord:      cfg.SRVRecord,
-		Scheme:         cfg.Scheme,
-		CertFile:       cfg.ClientCert,
-		KeyFile:        cfg.ClientKey,
-		CAFile:         cfg.ClientCAKeys,
-		Insecure:       cfg.ClientInsecure,
-		DialTimeout:    cfg.DialTimeout,
-		RequestTimeout: cfg.RequestTimeout,
-	}
-	if cfg.BasicAuth {
-		ecfg.Username, ecfg.Password = cfg.Username, cfg.Password
-	}
-	cli, err := etcd.NewClient(ctx, ecfg, log)
-	if err != nil {
-		return nil, nil, err
-	}
-	src := processor.SourceFunc(func(ctx context.Context, roots []string) (*kv.Snapshot, error) {
-		ctx, cancel := context.WithTimeout(ctx, cfg.RequestTimeout)
-		defer cancel()
-		return etcd.ReadPrefixes(ctx, cli, roots, pageSize)
-	})
-	return src, func() {
-		if err := cli.Close(); err != nil {
-			log.WithError(err).Debug("close etcd client")
-		}
-	}, nil
 }
 
 func newLogger(cfg *config.Config, out io.Writer) (*logrus.Logger, error) {

@@ -28,6 +28,7 @@ const (
 	DefaultCommandTimeout = 60 * time.Second
 	DefaultDialTimeout    = 5 * time.Second
 	DefaultRequestTimeout = 10 * time.Second
+	DefaultWatchTimeout   = 30 * time.Second
 
 	configFileName = "confd.toml"
 	envPrefix      = "CONFD_"
@@ -87,6 +88,7 @@ type Config struct {
 	CommandTimeout time.Duration // limit for check_cmd and reload_cmd
 	DialTimeout    time.Duration // limit for connecting to etcd
 	RequestTimeout time.Duration // limit for one etcd request
+	WatchTimeout   time.Duration // silence after which a watch is set up again
 
 	// Version asks for the version to be printed; Load returns without
 	// reading the config file or the environment when it is set.
@@ -145,6 +147,7 @@ func defaults() *Config {
 		CommandTimeout: DefaultCommandTimeout,
 		DialTimeout:    DefaultDialTimeout,
 		RequestTimeout: DefaultRequestTimeout,
+		WatchTimeout:   DefaultWatchTimeout,
 	}
 }
 

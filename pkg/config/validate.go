@@ -142,6 +142,7 @@ func (c *Config) Validate() error {
 		{"command-timeout", c.CommandTimeout},
 		{"dial-timeout", c.DialTimeout},
 		{"request-timeout", c.RequestTimeout},
+		{"watch-timeout", c.WatchTimeout},
 	} {
 		if d.value <= 0 {
 			bad(d.field, "must be positive, got %s", d.value)

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/etcdconfd/confd/pkg/config"
+	"github.com/etcdconfd/confd/pkg/etcd"
+	"github.com/etcdconfd/confd/pkg/filesync"
+	"github.com/etcdconfd/confd/pkg/kv"
+	"github.com/etcdconfd/confd/pkg/localkv"
+	"github.com/etcdconfd/confd/pkg/processor"
+	"github.com/etcdconfd/confd/pkg/resource"
+)
+
+// app is one configuration, wired: the processor and the backend it reads.
+type app struct {
+	cfg    *config.Config
+	log    *logrus.Logger
+	proc   *processor.Processor
+	poller processor.Poller
+	client *etcdClient
+}
+
+// etcdClient is what the daemon needs of an etcd connection.
+type etcdClient struct {
+	mirror *etcd.Mirror
+	close  func()
+}
+
+func (a *app) close() {
+	if a.client != nil {
+		a.client.close()
+	}
+}
+
+// build loads the resources of cfg and connects to its backend. Broken
+// resources are logged and returned as errors; the app runs the others. A
+// nil app means nothing can run. With wait, an unreachable etcd is waited
+// for until ctx ends.
+func build(ctx context.Context, cfg *config.Config, log *logrus.Logger, stdout io.Writer, wait bool) (*app, []error) {
+	resources, warnings, errs := resource.LoadDir(cfg.ConfDir, cfg.Prefix)
+	for _, w := range warnings {
+		log.Warn(w)
+	}
+	a := &app{cfg: cfg, log: log}
+	switch cfg.Backend {
+	case config.BackendEnv:
+		environ := os.Environ()
+		a.poller = localSource(func(roots []string) (*kv.Snapshot, error) { return localkv.FromEnv(environ, roots), nil })
+	case config.BackendFile:
+		a.poller = localSource(func(roots []string) (*kv.Snapshot, error) { return localkv.FromFiles(cfg.Files, roots) })
+	default:
+		cli, err := connect(ctx, cfg, log, wait)
+		if err != nil {
+			log.WithError(err).Error("connect to etcd")
+			return nil, append(errs, err)
+		}
+		a.poller = &etcd.Reader{Client: cli, PageSize: etcd.DefaultPageSize, RequestTimeout: cfg.RequestTimeout}
+		a.client = &etcdClient{
+			mirror: etcd.NewMirror(cli, log, etcd.MirrorOptions{RequestTimeout: cfg.RequestTimeout, StaleTimeout: cfg.WatchTimeout}),
+			close: func() {
+				if err := cli.Close(); err != nil {
+					log.WithError(err).Debug("close etcd client")
+				}
+			},
+		}
+	}
+	syncer := filesync.New(log, filesync.Options{
+		Noop:           cfg.Noop,
+		SyncOnly:       cfg.SyncOnly,
+		KeepStageFile:  cfg.KeepStageFile,
+		CommandTimeout: cfg.CommandTimeout,
+	})
+	proc, perrs := processor.New(log, a.poller, syncer, resources, processor.Options{DiffOut: stdout})
+	a.proc = proc
+	errs = append(errs, perrs...)
+	for _, e := range errs {
+		log.WithError(e).Error("skipping resource")
+	}
+	return a, errs
+}
+
+// connect makes the etcd client. With wait, it tries again with a growing
+// delay until etcd answers or ctx ends, logging the first failure only.
+func connect(ctx context.Context, cfg *config.Config, log *logrus.Logger, wait bool) (*clientv3.Client, error) {
+	ecfg := etcd.Config{
+		Endpoints:      cfg.Nodes,
+		SRVDomain:      cfg.SRVDomain,
+		SRVRecord:      cfg.SRVRecord,
+		Scheme:         cfg.Scheme,
+		CertFile:       cfg.ClientCert,
+		KeyFile:        cfg.ClientKey,
+		CAFile:         cfg.ClientCAKeys,
+		Insecure:       cfg.ClientInsecure,
+		DialTimeout:    cfg.DialTimeout,
+		RequestTimeout: cfg.RequestTimeout,
+	}
+	if cfg.BasicAuth {
+		ecfg.Username, ecfg.Password = cfg.Username, cfg.Password
+	}
+	delay := 200 * time.Millisecond
+	for logged := false; ; {
+		cli, err := etcd.NewClient(ctx, ecfg, log)
+		if err == nil || !wait || ctx.Err() != nil {
+			return cli, err
+		}
+		if !logged {
+			log.WithError(err).Warn("etcd unavailable at start, waiting for it")
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 10*time.Second)
+	}
+}
+
+// localSource makes a local backend a processor.Poller: it has no cheap
+// change probe, so every poll reads it again.
+type localSource func(roots []string) (*kv.Snapshot, error)
+
+func (f localSource) Snapshot(_ context.Context, roots []string) (*kv.Snapshot, error) {
+	return f(roots)
+}
+
+func (f localSource) Changed(context.Context, []string, *kv.Snapshot) (bool, error) { return true, nil }
+
+var (
+	_ processor.Watcher = (*etcd.Mirror)(nil)
+	_ processor.Poller  = (*etcd.Reader)(nil)
+)
