@@ -105,7 +105,7 @@ var options = []option{
 		usage: "confd config `file` (default <confdir>/confd.toml)",
 		bind:  func(c *Config) flag.Value { return (*stringValue)(&c.ConfigFile) }},
 	{name: "prefix", kind: kindString, where: everywhere,
-		usage: "key `prefix` added to the keys of every template resource",
+		usage: "key `prefix` of every template resource; replaces the prefix a resource sets",
 		bind:  func(c *Config) flag.Value { return (*stringValue)(&c.Prefix) }},
 	{name: "onetime", kind: kindBool, where: everywhere,
 		usage: "render the templates once and exit",

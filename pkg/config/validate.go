@@ -205,12 +205,8 @@ func checkNode(n string) error {
 		if u.Path != "" && u.Path != "/" {
 			return fmt.Errorf("unexpected path %q", u.Path)
 		}
-	case "unix", "unixs":
-		if u.Host == "" && u.Path == "" {
-			return errors.New("no socket path")
-		}
 	default:
-		return fmt.Errorf("unsupported scheme %q, want http, https, unix or unixs", u.Scheme)
+		return fmt.Errorf("unsupported scheme %q, want http or https", u.Scheme)
 	}
 	return nil
 }

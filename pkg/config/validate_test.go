@@ -29,7 +29,7 @@ func TestValidate(t *testing.T) {
 		{name: "etcd alias", change: func(c *Config) { c.Backend = "etcd" }},
 		{name: "env backend without nodes", change: func(c *Config) { c.Backend = BackendEnv; c.Nodes = nil }},
 		{name: "srv record without nodes", change: func(c *Config) { c.Nodes = nil; c.SRVRecord = "_etcd._tcp.example.com." }},
-		{name: "unix socket node", change: func(c *Config) { c.Nodes = []string{"unix:///run/etcd.sock", "https://[::1]:2379/"} }},
+		{name: "ipv6 node", change: func(c *Config) { c.Nodes = []string{"https://[::1]:2379/"} }},
 		{name: "wait", change: func(c *Config) { c.Wait = "2s:10s" }},
 		{name: "warning is a level", change: func(c *Config) { c.LogLevel = "warning" }},
 		{
@@ -87,7 +87,7 @@ func TestValidate(t *testing.T) {
 			name:   "bad nodes",
 			change: func(c *Config) { c.Nodes = []string{"tcp://h:1", "http://", "http://h:x", "http://h:1/v2/keys"} },
 			want: []string{
-				`node: "tcp://h:1": unsupported scheme "tcp", want http, https, unix or unixs`,
+				`node: "tcp://h:1": unsupported scheme "tcp", want http or https`,
 				`node: "http://": no host`,
 				`node: "http://h:x": invalid port ":x" after host`,
 				`node: "http://h:1/v2/keys": unexpected path "/v2/keys"`,
@@ -157,7 +157,7 @@ func TestNormaliseNodes(t *testing.T) {
 		{[]string{"192.168.1.21:4001"}, "https", []string{"https://192.168.1.21:4001"}},
 		{[]string{"localhost:2379"}, "http", []string{"http://localhost:2379"}},
 		{[]string{"[::1]:2379"}, "http", []string{"http://[::1]:2379"}},
-		{[]string{"https://a:1", "HTTP://b:1", "unix:///s.sock"}, "http", []string{"https://a:1", "HTTP://b:1", "unix:///s.sock"}},
+		{[]string{"https://a:1", "HTTP://b:1"}, "http", []string{"https://a:1", "HTTP://b:1"}},
 		{[]string{"a:1,b:1", " c:1 ,", ",", ""}, "http", []string{"http://a:1", "http://b:1", "http://c:1"}},
 		{nil, "http", nil},
 	}

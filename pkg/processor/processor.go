@@ -54,7 +54,13 @@ type Error struct {
 	Err      error
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("resource %s: %s: %v", e.Resource, e.Op, e.Err) }
+func (e *Error) Error() string {
+	var ce *filesync.CommandError
+	if errors.As(e.Err, &ce) && ce.Resource == e.Resource {
+		return e.Err.Error() // it names the resource and the command already
+	}
+	return fmt.Sprintf("resource %s: %s: %v", e.Resource, e.Op, e.Err)
+}
 
 func (e *Error) Unwrap() error { return e.Err }
 
