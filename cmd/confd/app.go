@@ -58,7 +58,9 @@ func build(ctx context.Context, cfg *config.Config, log *logrus.Logger, stdout i
 	default:
 		cli, err := connect(ctx, cfg, log, wait)
 		if err != nil {
-			log.WithError(err).Error("connect to etcd")
+			if ctx.Err() == nil {
+				log.WithError(err).Error("connect to etcd")
+			}
 			return nil, append(errs, err)
 		}
 		a.poller = &etcd.Reader{Client: cli, PageSize: etcd.DefaultPageSize, RequestTimeout: cfg.RequestTimeout}

@@ -144,7 +144,12 @@ func (m *Mirror) watch(ctx context.Context, spans []span, snap **kv.Snapshot, fn
 	st *mirrorState, bo *backoff.ExponentialBackOff) error {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	key, opts := watchRange(spans)
-	opts = append(opts, clientv3.WithRev((*snap).Revision()+1), clientv3.WithProgressNotify(), clientv3.WithCreatedNotify())
+	// The watch starts at the snapshot's own revision, not the one after:
+	// etcd answers a progress request only once its revision has reached
+	// the watch's start, so a watch from R+1 on an idle etcd at R would
+	// look dead. Events at R or before are in the snapshot and skipped.
+	from := (*snap).Revision()
+	opts = append(opts, clientv3.WithRev(from), clientv3.WithProgressNotify(), clientv3.WithCreatedNotify())
 	// Watch itself blocks until the stream to etcd is set up, which a
 	// partitioned network never lets happen: start it aside, so that the
 	// silence check below covers it too.
@@ -176,14 +181,14 @@ func (m *Mirror) watch(ctx context.Context, spans []span, snap **kv.Snapshot, fn
 			}
 			last = time.Now()
 			if err := resp.Err(); err != nil {
-				return fmt.Errorf("watch from revision %d: %w", (*snap).Revision()+1, err)
+				return fmt.Errorf("watch from revision %d: %w", from, err)
 			}
 			st.available((*snap).Revision())
 			bo.Reset()
 			if len(resp.Events) == 0 {
 				continue
 			}
-			changes, changed := filterEvents(spans, resp.Events)
+			changes, changed := filterEvents(spans, (*snap).Revision(), resp.Events)
 			if len(changes) == 0 {
 				continue
 			}
@@ -242,14 +247,14 @@ func inSpans(spans []span, key string) bool {
 	return false
 }
 
-// filterEvents turns the events inside spans into snapshot changes and the
-// list of changed keys.
-func filterEvents(spans []span, events []*clientv3.Event) ([]kv.Change, []string) {
+// filterEvents turns the events after revision rev inside spans into
+// snapshot changes and the list of changed keys.
+func filterEvents(spans []span, rev int64, events []*clientv3.Event) ([]kv.Change, []string) {
 	changes := make([]kv.Change, 0, len(events))
 	changed := make([]string, 0, len(events))
 	for _, ev := range events {
 		k := string(ev.Kv.Key)
-		if !inSpans(spans, k) {
+		if ev.Kv.ModRevision <= rev || !inSpans(spans, k) {
 			continue
 		}
 		c := kv.Change{Key: k}

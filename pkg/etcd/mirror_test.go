@@ -201,6 +201,26 @@ func TestMirrorDetectsSilentWatchAndCompaction(t *testing.T) {
 	}
 }
 
+func TestMirrorIdleWatchStaysHealthy(t *testing.T) {
+	s := etcdtest.Start(t)
+	c := s.Client(t)
+	put(t, c, map[string]string{"/app/a": "1"})
+	log, buf := testLogger()
+	r := runMirror(t, NewMirror(c, log, MirrorOptions{StaleTimeout: 900 * time.Millisecond}), []string{"/app"})
+	r.waitFor(t, "the listing", 10*time.Second, func(s *kv.Snapshot) bool { return s.Len() == 1 })
+	// Nothing is written anywhere: progress requests must still be
+	// answered, so the watch is never taken for dead.
+	time.Sleep(3 * time.Second)
+	if strings.Contains(buf.String(), "unavailable") {
+		t.Fatalf("an idle, healthy watch was taken for dead:\n%s", buf)
+	}
+	put(t, c, map[string]string{"/app/a": "2"})
+	r.waitFor(t, "the change", 10*time.Second, func(snap *kv.Snapshot) bool { return equalsEtcd(t, c, snap) })
+	if _, _, n := r.last(); n != 2 {
+		t.Errorf("%d snapshots, want the listing and one change", n)
+	}
+}
+
 func TestMirrorSurvivesRestart(t *testing.T) {
 	s := etcdtest.Start(t)
 	c := s.Client(t)

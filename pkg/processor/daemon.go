@@ -59,6 +59,11 @@ func (o DaemonOptions) withDefaults() DaemonOptions {
 // when the watcher fails.
 func (p *Processor) Watch(ctx context.Context, w Watcher, opts DaemonOptions) error {
 	opts = opts.withDefaults()
+	if len(p.units) == 0 {
+		p.log.Warn("no template resources to watch")
+		<-ctx.Done()
+		return nil
+	}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	syncCtx, stopSync := graceContext(runCtx, opts.Grace)

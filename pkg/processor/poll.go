@@ -26,6 +26,11 @@ func (p *Processor) Poll(ctx context.Context, src Poller, opts DaemonOptions) er
 	if opts.Interval <= 0 {
 		return errors.New("poll: interval must be positive")
 	}
+	if len(p.units) == 0 {
+		p.log.Warn("no template resources to poll")
+		<-ctx.Done()
+		return nil
+	}
 	syncCtx, stopSync := graceContext(ctx, opts.Grace)
 	defer stopSync()
 	roots := p.roots()
