@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -55,6 +56,25 @@ func TestDemo(t *testing.T) {
 		"server goofy_goldstine 192.168.1.22:49158 check",
 		"server prickly_blackwell 192.168.1.22:49154 check",
 	}
+	// The daemon's part: it writes the file again, follows one server
+	// coming and one going, and exits 0 on SIGTERM.
+	daemonOut := []string{
+		"$ " + confd + " -watch -backend etcdv3 -node 127.0.0.1:",
+		"/out/haproxy.cfg after ",
+		"put /app/servers/sleepy_turing = 192.168.1.22:49160",
+		"--- haproxy.cfg (before)\n+++ haproxy.cfg (after)\n",
+		"\n+    server sleepy_turing 192.168.1.22:49160 check inter 5000 fall 1 rise 2\n",
+		"delete /app/servers/cocky_morse",
+		"\n-    server cocky_morse 192.168.1.22:49156 check inter 5000 fall 1 rise 2\n",
+		"==> stopping confd with SIGTERM",
+		"confd exited with status 0",
+	}
+	daemonErr := []string{
+		"msg=started mode=watch resources=1",
+		"revision=5", // the put
+		"revision=6", // the delete
+		"level=info msg=stopped",
+	}
 	tests := []struct {
 		name      string
 		haproxy   string // "", "accept" or "reject"
@@ -63,6 +83,7 @@ func TestDemo(t *testing.T) {
 		wantOut   []string
 		wantErr   []string
 		wantCalls int // runs of haproxy
+		noDaemon  bool
 	}{
 		{
 			name:     "without haproxy",
@@ -75,8 +96,8 @@ func TestDemo(t *testing.T) {
 				"$ " + confd + " -onetime -backend etcdv3 -node 127.0.0.1:",
 				"/out/haproxy.cfg, rendered from haproxy.toml:",
 				"haproxy is not installed, so the check was skipped (apt-get install haproxy to enable it)",
-			}, rendered...),
-			wantErr: []string{"level=info msg=updated"},
+			}, append(rendered, daemonOut...)...),
+			wantErr: append([]string{"level=info msg=updated"}, daemonErr...),
 		},
 		{
 			name:     "haproxy accepts",
@@ -88,8 +109,10 @@ func TestDemo(t *testing.T) {
 				"Configuration file is valid",
 				"haproxy accepts it",
 			}, rendered...),
-			// once as confd's check_cmd, once by the demo
-			wantCalls: 2,
+			// onetime: confd's check_cmd and the demo's check; then the
+			// daemon's check_cmd for the first render, the put and the
+			// delete.
+			wantCalls: 5,
 		},
 		{
 			name:      "haproxy rejects",
@@ -98,12 +121,14 @@ func TestDemo(t *testing.T) {
 			wantOut:   []string{"check_cmd kept"},
 			wantErr:   []string{"rejected by the test", "demo: run confd: confd: exit status 1"},
 			wantCalls: 1,
+			noDaemon:  true,
 		},
 		{
 			name:     "interrupted",
 			canceled: true,
 			wantCode: exitFailure,
 			wantErr:  []string{"demo: interrupted"},
+			noDaemon: true,
 		},
 	}
 	for _, tt := range tests {
@@ -139,6 +164,9 @@ func TestDemo(t *testing.T) {
 				if !strings.Contains(stderr.String(), want) {
 					t.Errorf("stderr lacks %q", want)
 				}
+			}
+			if started := strings.Contains(stdout.String(), "-watch"); started == tt.noDaemon {
+				t.Errorf("daemon started: %v, want %v", started, !tt.noDaemon)
 			}
 			calls := 0
 			if b, err := os.ReadFile(log); err == nil {
@@ -353,6 +381,125 @@ func TestPrepareConfdirErrors(t *testing.T) {
 			_, err := prepareConfdir(src, filepath.Join(work, "confd"), filepath.Join(work, "out"), func(string) bool { return true })
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("error = %v, want one containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestWaitFor(t *testing.T) {
+	exited := make(chan struct{})
+	close(exited)
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	tests := []struct {
+		name      string
+		ctx       context.Context
+		exited    <-chan struct{}
+		readyAt   int   // call on which check reports true; 0 never
+		checkErr  error // returned by every call
+		wantErr   string
+		wantCalls int // 0: any
+	}{
+		{name: "ready at once", readyAt: 1, wantCalls: 1},
+		{name: "ready later", readyAt: 3, wantCalls: 3},
+		{name: "check fails", checkErr: errors.New("unreadable"), wantErr: "wait for the file: unreadable", wantCalls: 1},
+		{name: "never ready", wantErr: "wait for the file: nothing after 200ms"},
+		{name: "daemon exited", exited: exited, wantErr: "wait for the file: confd exited", wantCalls: 1},
+		{name: "interrupted", ctx: canceled, wantErr: "wait for the file: context canceled", wantCalls: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := tt.ctx
+			if ctx == nil {
+				ctx = context.Background()
+			}
+			calls := 0
+			start := time.Now()
+			err := waitFor(ctx, 200*time.Millisecond, tt.exited, "the file", func() (bool, error) {
+				calls++
+				return calls == tt.readyAt, tt.checkErr
+			})
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("waitFor: %v, want nil", err)
+			case tt.wantErr != "" && (err == nil || err.Error() != tt.wantErr):
+				t.Errorf("waitFor: %v, want %q", err, tt.wantErr)
+			}
+			if tt.wantCalls != 0 && calls != tt.wantCalls {
+				t.Errorf("check called %d times, want %d", calls, tt.wantCalls)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("waitFor took %s", d)
+			}
+		})
+	}
+}
+
+func TestDaemonStop(t *testing.T) {
+	tests := []struct {
+		name      string
+		script    string // run by sh; it touches $READY once it can take signals
+		exitFirst bool   // wait for the script to exit before stop
+		wantCode  int
+		wantErr   string
+	}{
+		{
+			name:     "exits on SIGTERM",
+			script:   `trap 'exit 0' TERM; touch "$READY"; while :; do sleep 0.05; done`,
+			wantCode: 0,
+		},
+		{
+			name:     "fails on SIGTERM",
+			script:   `trap 'exit 4' TERM; touch "$READY"; while :; do sleep 0.05; done`,
+			wantCode: 4,
+		},
+		{
+			name:    "ignores SIGTERM",
+			script:  `trap '' TERM; touch "$READY"; exec sleep 30`,
+			wantErr: "did not exit within 300ms of SIGTERM; killed it",
+		},
+		{
+			name:      "already exited",
+			script:    `touch "$READY"; exit 3`,
+			exitFirst: true,
+			wantCode:  3,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ready := filepath.Join(t.TempDir(), "ready")
+			cmd := exec.Command("/bin/sh", "-c", tt.script)
+			cmd.Env = append(os.Environ(), "READY="+ready)
+			p, err := spawn(cmd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = waitFor(context.Background(), 10*time.Second, nil, "the script", func() (bool, error) {
+				_, err := os.Stat(ready)
+				return err == nil, nil
+			})
+			if err != nil {
+				p.stop(time.Second)
+				t.Fatal(err)
+			}
+			if tt.exitFirst {
+				<-p.done
+			}
+			code, err := p.stop(300 * time.Millisecond)
+			if !p.exited() {
+				t.Error("stop returned before the process exited")
+			}
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("stop: %v, want an error containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("stop: %v", err)
+			}
+			if code != tt.wantCode {
+				t.Errorf("exit status %d, want %d", code, tt.wantCode)
 			}
 		})
 	}

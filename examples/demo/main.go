@@ -5,6 +5,10 @@
 // user would and shows the configuration it rendered. When haproxy is
 // installed it also checks that configuration with "haproxy -c".
 //
+// Then it runs confd as a daemon (-watch) for a few seconds: it registers
+// one more server and deregisters another, shows how the file follows each
+// change, and stops the daemon with SIGTERM.
+//
 // Everything lives in one temporary directory that is removed at exit, also
 // on Ctrl-C. Run it from the repository root with "make demo".
 package main
@@ -18,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"sync"
 	"syscall"
 )
 
@@ -38,6 +43,8 @@ func main() {
 // run parses the flags, walks through the demo and returns the exit code.
 // The walk-through goes to stdout, what confd and haproxy log to stderr.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	// The daemon's log is copied to stderr while the demo writes to both.
+	stdout, stderr = &lockedWriter{w: stdout}, &lockedWriter{w: stderr}
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	confd := fs.String("confd", "bin/confd", "confd `binary` to run")
@@ -67,7 +74,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	d := newDemo(bin, *src, work, stdout, stderr)
 	defer d.close()
-	if err := walk(ctx, d.onetime()); err != nil {
+	if err := walk(ctx, append(d.onetime(), d.watch()...)); err != nil {
 		if ctx.Err() != nil {
 			fmt.Fprintln(stderr, "demo: interrupted; cleaning up")
 		} else {
@@ -77,4 +84,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "==> done; removing %s\n", work)
 	return exitOK
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -73,6 +73,9 @@ type demo struct {
 	node    string      // host:port of etcd, as given to confd -node
 	confdir string      // the prepared confdir
 	outputs []rewritten // the resources in confdir, in file name order
+
+	daemon   *daemon           // confd -watch, once started
+	rendered map[string]string // dest -> content the daemon last wrote
 }
 
 func newDemo(confd, src, work string, out, errOut io.Writer) *demo {
@@ -98,6 +101,11 @@ func (d *demo) onetime() []step {
 
 // close stops what the steps started.
 func (d *demo) close() {
+	if d.daemon != nil {
+		if _, err := d.daemon.stop(stopTimeout); err != nil {
+			fmt.Fprintf(d.errOut, "demo: %v\n", err)
+		}
+	}
 	if d.client != nil {
 		d.client.Close()
 	}
