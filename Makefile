@@ -23,8 +23,11 @@ lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
-bench:
+# Micro-benchmarks of the packages, then the end-to-end figures of the
+# built binary against a real etcd (integration/bench; -h for its flags).
+bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
+	$(GO) run ./integration/bench -confd $(BIN)
 
 demo: build
 	$(GO) run ./examples/demo -confd $(BIN)

@@ -1,0 +1,421 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+type bench struct {
+	ctx      context.Context
+	o        options
+	tmp      string
+	cli      *clientv3.Client
+	endpoint string
+	metrics  string
+	log      io.Writer
+}
+
+// templates are the one-shot figures' templates: (a) the HAProxy template,
+// (b) nested lookups, (c) a directory template.
+var templates = []struct{ name, text string }{
+	{"haproxy", "{{range gets \"/app/servers/*\"}}server {{base .Key}} {{.Value}} check\n{{end}}"},
+	{"nested", "{{range ls \"/app/servers\"}}{{getv (printf \"/app/servers/%s\" .)}}\n{{end}}"},
+	{"directory", "{{range lsdir \"/svc\"}}backend {{.}}\n{{range gets (printf \"/svc/%s/*\" .)}}  server {{base .Key}} {{.Value}}\n{{end}}{{end}}"},
+}
+
+// keyspace is the generated keys of one size.
+type keyspace struct {
+	servers map[string]string // name -> value under /app/servers
+	svc     map[string]map[string]string
+}
+
+func serverValue(i int) string {
+	return fmt.Sprintf("10.%d.%d.%d:%d", i>>16&255, i>>8&255, i&255, 8000+i%1000)
+}
+
+func makeKeyspace(n int) keyspace {
+	ks := keyspace{servers: make(map[string]string, n), svc: map[string]map[string]string{}}
+	for i := 0; i < n; i++ {
+		ks.servers[fmt.Sprintf("srv-%d", i)] = serverValue(i)
+		dir := fmt.Sprintf("s%d", i%100)
+		if ks.svc[dir] == nil {
+			ks.svc[dir] = map[string]string{}
+		}
+		ks.svc[dir][strconv.Itoa(i/100)] = serverValue(i)
+	}
+	return ks
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// expected renders a template the way confd must.
+func (ks keyspace) expected(name string) string {
+	var b strings.Builder
+	switch name {
+	case "haproxy":
+		for _, k := range sortedKeys(ks.servers) {
+			fmt.Fprintf(&b, "server %s %s check\n", k, ks.servers[k])
+		}
+	case "nested":
+		for _, k := range sortedKeys(ks.servers) {
+			fmt.Fprintf(&b, "%s\n", ks.servers[k])
+		}
+	case "directory":
+		for _, d := range sortedKeys(ks.svc) {
+			fmt.Fprintf(&b, "backend %s\n", d)
+			for _, k := range sortedKeys(ks.svc[d]) {
+				fmt.Fprintf(&b, "  server %s %s\n", k, ks.svc[d][k])
+			}
+		}
+	}
+	return b.String()
+}
+
+// load replaces the keys under /app and /svc with ks.
+func (b *bench) load(ks keyspace) error {
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Minute)
+	defer cancel()
+	for _, p := range []string{"/app/", "/svc/"} {
+		if _, err := b.cli.Delete(ctx, p, clientv3.WithPrefix()); err != nil {
+			return fmt.Errorf("clear %s: %w", p, err)
+		}
+	}
+	var ops []clientv3.Op
+	for k, v := range ks.servers {
+		ops = append(ops, clientv3.OpPut("/app/servers/"+k, v))
+	}
+	for d, m := range ks.svc {
+		for k, v := range m {
+			ops = append(ops, clientv3.OpPut("/svc/"+d+"/"+k, v))
+		}
+	}
+	const batch = 100 // below etcd's default limit of 128 operations a transaction
+	for i := 0; i < len(ops); i += batch {
+		if _, err := b.cli.Txn(ctx).Then(ops[i:min(i+batch, len(ops))]...).Commit(); err != nil {
+			return fmt.Errorf("load keys: %w", err)
+		}
+	}
+	return nil
+}
+
+// confdir writes a confdir with one resource rendering text to dest.
+func (b *bench) confdir(name, text string) (dir, dest string, err error) {
+	dir = filepath.Join(b.tmp, "confdir-"+name)
+	for _, sub := range []string{"conf.d", "templates", "out"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+			return "", "", err
+		}
+	}
+	dest = filepath.Join(dir, "out", name+".out")
+	keys := `["/app/servers"]`
+	if name == "directory" {
+		keys = `["/svc"]`
+	}
+	res := fmt.Sprintf("[template]\nsrc = %q\ndest = %q\nkeys = %s\n", name+".tmpl", dest, keys)
+	if err := os.WriteFile(filepath.Join(dir, "conf.d", name+".toml"), []byte(res), 0o644); err != nil {
+		return "", "", err
+	}
+	return dir, dest, os.WriteFile(filepath.Join(dir, "templates", name+".tmpl"), []byte(text), 0o644)
+}
+
+type oneShotResult struct {
+	Keys     int     `json:"keys"`
+	Template string  `json:"template"`
+	WallMS   stats   `json:"wall_ms"`
+	CPUMS    stats   `json:"cpu_ms"`
+	RSSMB    stats   `json:"peak_rss_mb"`
+	Bytes    int     `json:"bytes"`
+	Ratio    float64 `json:"wall_ratio_to_haproxy"`
+}
+
+// stats are the median, minimum and maximum of several runs.
+type stats struct {
+	Median, Min, Max float64
+}
+
+func summarize(xs []float64) stats {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	return stats{Median: s[len(s)/2], Min: s[0], Max: s[len(s)-1]}
+}
+
+func (b *bench) oneShot() ([]oneShotResult, error) {
+	var out []oneShotResult
+	for _, n := range b.o.sizes {
+		ks := makeKeyspace(n)
+		fmt.Fprintf(b.log, "loading %d keys\n", 2*n)
+		if err := b.load(ks); err != nil {
+			return nil, err
+		}
+		var base float64
+		for _, tpl := range templates {
+			dir, dest, err := b.confdir(tpl.name, tpl.text)
+			if err != nil {
+				return nil, err
+			}
+			want := ks.expected(tpl.name)
+			var wall, cpu, rss []float64
+			for r := 0; r < b.o.runs; r++ {
+				os.Remove(dest)
+				cmd := exec.CommandContext(b.ctx, b.o.confd, "-onetime", "-node", b.endpoint, "-confdir", dir, "-log-level", "warn")
+				cmd.Stderr = b.log
+				start := time.Now()
+				if err := cmd.Start(); err != nil {
+					return nil, err
+				}
+				peak := watchPeakRSS(cmd.Process.Pid)
+				err := cmd.Wait()
+				wall = append(wall, float64(time.Since(start).Microseconds())/1000)
+				if err != nil {
+					return nil, fmt.Errorf("one-shot %s at %d keys: %w", tpl.name, n, err)
+				}
+				st := cmd.ProcessState
+				cpu = append(cpu, float64((st.UserTime()+st.SystemTime()).Microseconds())/1000)
+				rss = append(rss, float64(<-peak)/1024)
+				got, err := os.ReadFile(dest)
+				if err != nil {
+					return nil, err
+				}
+				if string(got) != want {
+					return nil, fmt.Errorf("one-shot %s at %d keys: the file differs from the expected render", tpl.name, n)
+				}
+			}
+			res := oneShotResult{Keys: n, Template: tpl.name, WallMS: summarize(wall), CPUMS: summarize(cpu), RSSMB: summarize(rss), Bytes: len(want)}
+			if tpl.name == "haproxy" {
+				base = res.WallMS.Median
+			}
+			res.Ratio = res.WallMS.Median / base
+			out = append(out, res)
+			fmt.Fprintf(b.log, "one-shot %-9s %7d keys: %.1f ms\n", tpl.name, n, res.WallMS.Median)
+		}
+	}
+	return out, nil
+}
+
+type watchResult struct {
+	Keys              int     `json:"keys"`
+	Changes           int     `json:"changes"`
+	P50MS             float64 `json:"p50_ms"`
+	P90MS             float64 `json:"p90_ms"`
+	P99MS             float64 `json:"p99_ms"`
+	MaxMS             float64 `json:"max_ms"`
+	BytesPerChange    float64 `json:"etcd_bytes_per_change"`
+	RequestsPerChange float64 `json:"etcd_requests_per_change"`
+}
+
+func (b *bench) watch() ([]watchResult, error) {
+	var out []watchResult
+	for _, n := range b.o.watch {
+		ks := makeKeyspace(n)
+		fmt.Fprintf(b.log, "loading %d keys\n", 2*n)
+		if err := b.load(ks); err != nil {
+			return nil, err
+		}
+		r, err := b.watchOne(n, ks)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func (b *bench) watchOne(n int, ks keyspace) (watchResult, error) {
+	res := watchResult{Keys: n, Changes: b.o.changes}
+	dir, dest, err := b.confdir("haproxy", templates[0].text)
+	if err != nil {
+		return res, err
+	}
+	os.Remove(dest)
+
+	// What the puts themselves cost in etcd traffic, without confd.
+	before, err := b.scrape()
+	if err != nil {
+		return res, err
+	}
+	for i := 0; i < b.o.changes; i++ {
+		if _, err := b.cli.Put(b.ctx, "/bench/baseline", strconv.Itoa(i)); err != nil {
+			return res, err
+		}
+	}
+	after, err := b.scrape()
+	if err != nil {
+		return res, err
+	}
+	basePerPut := (after.sentBytes - before.sentBytes) / float64(b.o.changes)
+	baseReqs := (after.requests - before.requests) / float64(b.o.changes)
+
+	ctx, cancel := context.WithCancel(b.ctx)
+	cmd := exec.CommandContext(ctx, b.o.confd, "-watch", "-node", b.endpoint, "-confdir", dir, "-log-level", "warn")
+	cmd.Stderr = b.log
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
+	if err := cmd.Start(); err != nil {
+		cancel()
+		return res, err
+	}
+	defer func() {
+		cancel()
+		_ = cmd.Wait()
+	}()
+	if err := waitFor(dest, 60*time.Second, func(s string) bool { return s == ks.expected("haproxy") }); err != nil {
+		return res, fmt.Errorf("first render at %d keys: %w", n, err)
+	}
+
+	before, err = b.scrape()
+	if err != nil {
+		return res, err
+	}
+	var lat []float64
+	for c := 0; c < b.o.changes; c++ {
+		name := fmt.Sprintf("srv-%d", (c*7919)%n)
+		val := fmt.Sprintf("10.255.%d.%d:%d", c>>8&255, c&255, 9000+c)
+		ks.servers[name] = val
+		line := fmt.Sprintf("server %s %s check\n", name, val)
+		start := time.Now()
+		if _, err := b.cli.Put(b.ctx, "/app/servers/"+name, val); err != nil {
+			return res, err
+		}
+		if err := waitFor(dest, 10*time.Second, func(s string) bool { return strings.Contains(s, line) }); err != nil {
+			return res, fmt.Errorf("change %d at %d keys: %w", c, n, err)
+		}
+		lat = append(lat, float64(time.Since(start).Microseconds())/1000)
+	}
+	after, err = b.scrape()
+	if err != nil {
+		return res, err
+	}
+	if got, err := os.ReadFile(dest); err != nil || string(got) != ks.expected("haproxy") {
+		return res, fmt.Errorf("final file at %d keys differs from the expected render", n)
+	}
+	sort.Float64s(lat)
+	q := func(p float64) float64 { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
+	res.P50MS, res.P90MS, res.P99MS, res.MaxMS = q(0.5), q(0.9), q(0.99), lat[len(lat)-1]
+	res.BytesPerChange = (after.sentBytes-before.sentBytes)/float64(b.o.changes) - basePerPut
+	res.RequestsPerChange = (after.requests-before.requests)/float64(b.o.changes) - baseReqs
+	fmt.Fprintf(b.log, "watch %7d keys: p50 %.2f ms, p99 %.2f ms, %.0f bytes/change\n", n, res.P50MS, res.P99MS, res.BytesPerChange)
+	return res, nil
+}
+
+// waitFor polls path until ok accepts its content. It stats the file every
+// 100 µs and reads it only when it was replaced, so that polling a large
+// file does not compete with confd.
+func waitFor(path string, timeout time.Duration, ok func(string) bool) error {
+	deadline := time.Now().Add(timeout)
+	var last os.FileInfo
+	for time.Now().Before(deadline) {
+		fi, err := os.Stat(path)
+		if err == nil && (last == nil || !os.SameFile(fi, last) || fi.ModTime() != last.ModTime() || fi.Size() != last.Size()) {
+			last = fi
+			if b, err := os.ReadFile(path); err == nil && ok(string(b)) {
+				return nil
+			}
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+	return fmt.Errorf("%s not as expected after %s", path, timeout)
+}
+
+// watchPeakRSS reads the peak resident set size (VmHWM, in KiB) of pid
+// every millisecond until the process is gone, and sends the last value
+// read. The rusage of a child is no use here: Linux carries the parent's
+// peak into it across fork and exec, and this process holds etcd.
+func watchPeakRSS(pid int) <-chan int64 {
+	out := make(chan int64, 1)
+	go func() {
+		var peak int64
+		path := fmt.Sprintf("/proc/%d/status", pid)
+		for {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				break
+			}
+			i := strings.Index(string(b), "VmHWM:")
+			if i < 0 { // a zombie: exited, not yet waited for
+				break
+			}
+			f := strings.Fields(string(b)[i+len("VmHWM:"):])
+			if len(f) > 0 {
+				if v, err := strconv.ParseInt(f[0], 10, 64); err == nil && v > peak {
+					peak = v
+				}
+			}
+			time.Sleep(time.Millisecond)
+		}
+		out <- peak
+	}()
+	return out
+}
+
+// counters are the etcd figures read from its metrics.
+type counters struct {
+	sentBytes float64
+	requests  float64
+}
+
+func (b *bench) scrape() (counters, error) {
+	var c counters
+	resp, err := http.Get(b.metrics)
+	if err != nil {
+		return c, fmt.Errorf("read etcd metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		name, val, ok := strings.Cut(line, " ")
+		if !ok || strings.HasPrefix(line, "#") {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+		if err != nil {
+			continue
+		}
+		switch {
+		case name == "etcd_network_client_grpc_sent_bytes_total":
+			c.sentBytes += v
+		case strings.HasPrefix(name, "grpc_server_handled_total{") && strings.Contains(name, `grpc_type="unary"`):
+			c.requests += v
+		}
+	}
+	return c, sc.Err()
+}
+
+func printReport(w io.Writer, rep report) {
+	fmt.Fprintf(w, "machine: %s\n\n", rep.Machine)
+	fmt.Fprintln(w, "one-shot (median of runs, [min–max])")
+	fmt.Fprintf(w, "%-10s %8s %22s %22s %22s %7s\n", "template", "keys", "wall ms", "cpu ms", "peak rss MB", "×haproxy")
+	for _, r := range rep.OneShot {
+		fmt.Fprintf(w, "%-10s %8d %22s %22s %22s %7.2f\n", r.Template, r.Keys, r.WallMS, r.CPUMS, r.RSSMB, r.Ratio)
+	}
+	fmt.Fprintln(w, "\nwatch: put -> dest updated")
+	fmt.Fprintf(w, "%8s %8s %8s %8s %8s %8s %14s %14s\n", "keys", "changes", "p50 ms", "p90 ms", "p99 ms", "max ms", "etcd B/change", "etcd req/chg")
+	for _, r := range rep.Watch {
+		fmt.Fprintf(w, "%8d %8d %8.2f %8.2f %8.2f %8.2f %14.0f %14.2f\n", r.Keys, r.Changes, r.P50MS, r.P90MS, r.P99MS, r.MaxMS, r.BytesPerChange, r.RequestsPerChange)
+	}
+}
+
+func (s stats) String() string {
+	return fmt.Sprintf("%.1f [%.1f–%.1f]", s.Median, s.Min, s.Max)
+}

@@ -1,0 +1,34 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSmoke runs the whole benchmark at a tiny size, so that it keeps
+// working; its figures mean nothing.
+func TestSmoke(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "confd")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/confd").CombinedOutput(); err != nil {
+		t.Fatalf("build confd: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	code := run(ctx, []string{"-confd", bin, "-sizes", "200", "-watch-sizes", "200", "-runs", "1", "-changes", "3",
+		"-json", filepath.Join(dir, "out.json")}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, &stdout, &stderr)
+	}
+	for _, want := range []string{"haproxy", "nested", "directory", "p50 ms", "etcd B/change"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, &stdout)
+		}
+	}
+}

@@ -1,0 +1,180 @@
+// Command bench measures the built confd binary as a user runs it, against a
+// real etcd: one-shot renders at several keyspace sizes, the latency from a
+// put to the updated file in watch mode, and the etcd traffic per change.
+// It prints a table and writes the figures as JSON.
+//
+//	go run ./integration/bench -confd bin/confd
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/etcdconfd/confd/internal/etcdtest"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+type options struct {
+	confd     string
+	sizes     []int
+	watch     []int
+	runs      int
+	changes   int
+	jsonPath  string
+	endpoints string
+}
+
+func parse(args []string, stderr io.Writer) (options, error) {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	o := options{}
+	sizes := fs.String("sizes", "1000,10000,100000", "keyspace sizes for the one-shot figures")
+	watch := fs.String("watch-sizes", "1000,100000", "keyspace sizes for the watch figures")
+	fs.StringVar(&o.confd, "confd", "bin/confd", "the confd `binary` to measure")
+	fs.IntVar(&o.runs, "runs", 5, "runs of each one-shot figure (the median is reported)")
+	fs.IntVar(&o.changes, "changes", 50, "changes per watch-latency figure")
+	fs.StringVar(&o.jsonPath, "json", "integration/bench/results/latest.json", "where to write the figures")
+	fs.StringVar(&o.endpoints, "endpoints", "", "an external etcd to use instead of an embedded one (its keys under /app and /svc are replaced)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	var err error
+	if o.sizes, err = ints(*sizes); err != nil {
+		return o, fmt.Errorf("-sizes: %w", err)
+	}
+	if o.watch, err = ints(*watch); err != nil {
+		return o, fmt.Errorf("-watch-sizes: %w", err)
+	}
+	if o.runs < 1 || o.changes < 1 {
+		return o, errors.New("-runs and -changes must be positive")
+	}
+	return o, nil
+}
+
+func ints(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("bad size %q", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// report is every figure of one run of the benchmark.
+type report struct {
+	Machine string          `json:"machine"`
+	Date    string          `json:"date"`
+	OneShot []oneShotResult `json:"one_shot"`
+	Watch   []watchResult   `json:"watch"`
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	o, err := parse(args, stderr)
+	if err != nil {
+		return 2
+	}
+	if _, err := os.Stat(o.confd); err != nil {
+		fmt.Fprintf(stderr, "bench: %v (run make build first)\n", err)
+		return 1
+	}
+	tmp, err := os.MkdirTemp("", "confd-bench-")
+	if err != nil {
+		fmt.Fprintln(stderr, "bench:", err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+
+	endpoints, metricsURL, cli, stopEtcd, err := startEtcd(ctx, o, tmp)
+	if err != nil {
+		fmt.Fprintln(stderr, "bench:", err)
+		return 1
+	}
+	defer stopEtcd()
+	b := &bench{ctx: ctx, o: o, tmp: tmp, cli: cli, endpoint: endpoints, metrics: metricsURL, log: stderr}
+	rep := report{Machine: machine(), Date: time.Now().UTC().Format(time.RFC3339)}
+	if rep.OneShot, err = b.oneShot(); err == nil {
+		rep.Watch, err = b.watch()
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "bench:", err)
+		return 1
+	}
+	printReport(stdout, rep)
+	if err := writeJSON(o.jsonPath, rep); err != nil {
+		fmt.Fprintln(stderr, "bench:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "\nfigures written to %s\n", o.jsonPath)
+	return 0
+}
+
+func startEtcd(ctx context.Context, o options, tmp string) (endpoint, metrics string, cli *clientv3.Client, stop func(), err error) {
+	if o.endpoints != "" {
+		cli, err = clientv3.New(clientv3.Config{Endpoints: strings.Split(o.endpoints, ","), DialTimeout: 5 * time.Second})
+		if err != nil {
+			return "", "", nil, nil, err
+		}
+		ep := strings.Split(o.endpoints, ",")[0]
+		return o.endpoints, ep + "/metrics", cli, func() { cli.Close() }, nil
+	}
+	s, err := etcdtest.Run(ctx, filepath.Join(tmp, "etcd"))
+	if err != nil {
+		return "", "", nil, nil, err
+	}
+	cli, err = s.Dial()
+	if err != nil {
+		s.Stop()
+		return "", "", nil, nil, err
+	}
+	ep := s.Endpoints()[0]
+	return ep, ep + "/metrics", cli, func() { cli.Close(); s.Stop() }, nil
+}
+
+func machine() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	model := "unknown cpu"
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "model name") {
+			_, model, _ = strings.Cut(l, ": ")
+			break
+		}
+	}
+	n := strings.Count(string(b), "processor\t:")
+	return fmt.Sprintf("%d × %s", n, model)
+}
+
+func writeJSON(path string, rep report) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
