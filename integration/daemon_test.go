@@ -334,7 +334,9 @@ func TestIntervalMode(t *testing.T) {
 	d := startDaemon(t, nil, "-verbose", "-interval", "1", "-node", hostPort(e.Endpoints()[0]), "-confdir", dir, "-log-level", "debug")
 	waitFile(t, dest, renderServers(map[string]string{"a": "1", "b": "1"}), 20*time.Second)
 
-	// Nothing changes: polls render nothing.
+	// Nothing changes: polls render nothing. (The line about the first
+	// render is logged right after the file is written.)
+	d.waitLog(t, "msg=updated", 10*time.Second)
 	before := strings.Count(d.out.String(), "resource=servers.toml")
 	time.Sleep(3 * time.Second)
 	if after := strings.Count(d.out.String(), "resource=servers.toml"); after != before {

@@ -5,10 +5,12 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -53,7 +55,7 @@ func startHAProxyExample(t *testing.T, registered []string, others ...string) *h
 	for _, name := range append(append([]string{}, registered...), others...) {
 		x.backends[name] = startBackend(t, name)
 	}
-	bind := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	bind := deadEndpoint(t)
 	x.url = "http://" + bind + "/"
 	put(t, x.cli, "/app/bind", bind)
 	for _, name := range registered {
@@ -82,6 +84,13 @@ func startHAProxyExample(t *testing.T, registered []string, others ...string) *h
 	})
 	x.confd = startDaemon(t, nil, "-watch", "-node", x.node, "-confdir", x.confdir)
 	return x
+}
+
+// startTraffic sends requests through HAProxy, one after the other, each
+// on a new connection (startTraffic); an answer from a backend of x counts.
+func (x *haproxyExample) startTraffic(t *testing.T) *traffic {
+	t.Helper()
+	return startTraffic(t, x.url, slices.Collect(maps.Keys(x.backends)), newConnClient(5*time.Second))
 }
 
 // haproxyConfdir builds a confdir from the example: its template as it is,
@@ -193,7 +202,7 @@ func TestHAProxyExampleMatchesRepository(t *testing.T) {
 // traffic reaches exactly the registered backends.
 func TestHAProxyRegisterDeregisterUnderTraffic(t *testing.T) {
 	x := startHAProxyExample(t, []string{"a", "b"}, "c")
-	tr := startTraffic(t, x.url, maxTrafficRequests, maxTrafficTime)
+	tr := x.startTraffic(t)
 	register := func(name string) func() {
 		return func() { put(t, x.cli, "/app/servers/"+name, x.backends[name].addr()) }
 	}
@@ -222,12 +231,7 @@ func TestHAProxyRegisterDeregisterUnderTraffic(t *testing.T) {
 		s.change()
 		settled[i] = tr.settle(t, marks[i], s.want, settleRequests, 20*time.Second)
 		t.Logf("%s: settled after %d requests, %s", s.name, settled[i]-marks[i], time.Since(start).Round(time.Millisecond))
-		eventually(t, 20*time.Second, "more traffic", func() bool {
-			if !tr.running() {
-				t.Fatalf("traffic stopped early: %s", tr.stats(0, -1))
-			}
-			return tr.mark() >= settled[i]+afterSettling
-		})
+		tr.waitFor(t, "more traffic", 20*time.Second, func(st trafficStats) bool { return st.sent >= settled[i]+afterSettling })
 	}
 	tr.stop()
 	marks[len(steps)] = tr.mark()
@@ -344,7 +348,7 @@ func TestHAProxyNoServers(t *testing.T) {
 // return before HAProxy has finished the previous one.
 func TestHAProxyQuickSuccessiveChanges(t *testing.T) {
 	x := startHAProxyExample(t, []string{"a", "b"}, "c")
-	tr := startTraffic(t, x.url, maxTrafficRequests, maxTrafficTime)
+	tr := x.startTraffic(t)
 	before := x.master(t)
 	rounds := []struct {
 		add, remove string

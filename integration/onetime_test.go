@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/etcdconfd/confd/internal/etcdtest"
 )
@@ -218,6 +219,23 @@ func TestOnetimeModes(t *testing.T) {
 		}
 	})
 
+	t.Run("command timeout kills a hanging check", func(t *testing.T) {
+		dir, out := confDir(t, resource("sleep 30"))
+		start := time.Now()
+		r := runConfd(t, nil, "-onetime", "-command-timeout", "1s", node, "-confdir", dir)
+		if r.code != 1 {
+			t.Fatalf("exit %d, want 1", r.code)
+		}
+		if d := time.Since(start); d > 15*time.Second {
+			t.Errorf("took %s with a 1s command timeout", d)
+		}
+		if !strings.Contains(r.stderr, "timed out") {
+			t.Errorf("stderr does not say the check timed out:\n%s", r.stderr)
+		}
+		assertMissing(t, filepath.Join(out, "x.conf"))
+		assertNoStageFiles(t, out)
+	})
+
 	t.Run("json logs", func(t *testing.T) {
 		dir, _ := confDir(t, resource("true"))
 		r := runConfd(t, nil, "-onetime", "-log-format", "json", node, "-confdir", dir)
@@ -289,6 +307,19 @@ func TestOnetimeTLS(t *testing.T) {
 		t.Fatalf("exit %d", r.code)
 	}
 	golden(t, "seed-haproxy.cfg", readFile(t, filepath.Join(out, "haproxy.cfg")))
+
+	t.Run("client-insecure skips server verification only", func(t *testing.T) {
+		os.Remove(filepath.Join(out, "haproxy.cfg"))
+		r := runConfd(t, nil, "-onetime", "-node", "https://"+hostPort(e.Endpoints()[0]), "-confdir", dir,
+			"-client-cert", certs.ClientCertFile, "-client-key", certs.ClientKeyFile, "-client-insecure")
+		if r.code != 0 {
+			t.Fatalf("exit %d", r.code)
+		}
+		if !strings.Contains(r.stderr, "INSECURE") {
+			t.Errorf("no loud warning about -client-insecure:\n%s", r.stderr)
+		}
+		golden(t, "seed-haproxy.cfg", readFile(t, filepath.Join(out, "haproxy.cfg")))
+	})
 
 	t.Run("without client certificate", func(t *testing.T) {
 		r := runConfd(t, nil, "-onetime", "-node", hostPort(e.Endpoints()[0]), "-confdir", dir,
