@@ -56,7 +56,8 @@ func startDaemon(t *testing.T, env []string, args ...string) *daemon {
 	}()
 	t.Cleanup(func() {
 		if !d.waited {
-			if code := d.stop(t, 15*time.Second); code != 0 {
+			// An in-flight sync, a reload included, may finish first.
+			if code := d.stop(t, 60*time.Second); code != 0 {
 				t.Errorf("confd exited %d on SIGTERM", code)
 			}
 		}

@@ -90,7 +90,7 @@ func startHAProxyExample(t *testing.T, registered []string, others ...string) *h
 // on a new connection (startTraffic); an answer from a backend of x counts.
 func (x *haproxyExample) startTraffic(t *testing.T) *traffic {
 	t.Helper()
-	return startTraffic(t, x.url, slices.Collect(maps.Keys(x.backends)), newConnClient(5*time.Second))
+	return startTraffic(t, x.url, slices.Collect(maps.Keys(x.backends)), newConnClient(requestTimeout))
 }
 
 // haproxyConfdir builds a confdir from the example: its template as it is,

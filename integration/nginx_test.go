@@ -220,8 +220,8 @@ func startNginxStack(t *testing.T, kvs ...string) *nginxStack {
 func (s *nginxStack) startTraffic(t *testing.T, names ...string) *traffic {
 	t.Helper()
 	return startTraffic(t, s.url, names,
-		keepAliveClient(5*time.Second), newConnClient(5*time.Second),
-		keepAliveClient(5*time.Second), newConnClient(5*time.Second))
+		keepAliveClient(requestTimeout), newConnClient(requestTimeout),
+		keepAliveClient(requestTimeout), newConnClient(requestTimeout))
 }
 
 // TestNginxTwoPhaseSwitchover moves the site from py1 to py2 in two
@@ -235,7 +235,7 @@ func TestNginxTwoPhaseSwitchover(t *testing.T) {
 	waitFile(t, s.dest, nginxUpstream(py1.addr()), 5*time.Second)
 
 	load := s.startTraffic(t, "py1", "py2")
-	load.waitFor(t, "traffic on py1", 10*time.Second, func(st trafficStats) bool { return st.hits["py1"] >= 200 })
+	load.waitFor(t, "traffic on py1", 30*time.Second, func(st trafficStats) bool { return st.hits["py1"] >= 200 })
 
 	// Requests that py1 holds open through both reloads: old workers finish
 	// them after they stop taking new ones.
@@ -257,9 +257,9 @@ func TestNginxTwoPhaseSwitchover(t *testing.T) {
 	// Phase 1: add py2; both serve.
 	added := time.Now()
 	put(t, s.cli, "/app/upstream/py2", py2.addr())
-	st := load.waitFor(t, "traffic on py2", 15*time.Second, func(st trafficStats) bool { return st.hits["py2"] >= 50 })
+	st := load.waitFor(t, "traffic on py2", 30*time.Second, func(st trafficStats) bool { return st.hits["py2"] >= 50 })
 	both := st.hits
-	load.waitFor(t, "traffic on both", 10*time.Second, func(st trafficStats) bool {
+	load.waitFor(t, "traffic on both", 30*time.Second, func(st trafficStats) bool {
 		return st.hits["py1"] >= both["py1"]+50 && st.hits["py2"] >= both["py2"]+50
 	})
 	waitFile(t, s.dest, nginxUpstream(py1.addr(), py2.addr()), 5*time.Second)
@@ -268,7 +268,7 @@ func TestNginxTwoPhaseSwitchover(t *testing.T) {
 	// Phase 2: remove py1; only py2 serves.
 	removed := time.Now()
 	deleteKey(t, s.cli, "/app/upstream/py1")
-	st = load.waitFor(t, "traffic on py2 only", 15*time.Second, func(st trafficStats) bool {
+	st = load.waitFor(t, "traffic on py2 only", 30*time.Second, func(st trafficStats) bool {
 		return st.lastName == "py2" && st.streak >= 500
 	})
 	waitFile(t, s.dest, nginxUpstream(py2.addr()), 5*time.Second)
@@ -288,7 +288,7 @@ func TestNginxTwoPhaseSwitchover(t *testing.T) {
 	// py1 goes away, as its container would; nothing notices.
 	py1.srv.Close()
 	gone := st.hits["py1"]
-	st = load.waitFor(t, "more traffic after py1 stopped", 15*time.Second, func(st trafficStats) bool {
+	st = load.waitFor(t, "more traffic after py1 stopped", 30*time.Second, func(st trafficStats) bool {
 		return st.hits["py2"] >= both["py2"]+1500 || st.lastName != "py2"
 	})
 	final := load.stop()
@@ -343,7 +343,7 @@ func TestNginxRejectsBrokenUpstream(t *testing.T) {
 		before := load.mark()
 		put(t, s.cli, "/app/upstream/bad", step.value)
 		s.confd.waitLog(t, step.log, 15*time.Second)
-		load.waitFor(t, "requests after the rejection", 10*time.Second, func(st trafficStats) bool { return st.sent >= before+200 })
+		load.waitFor(t, "requests after the rejection", 30*time.Second, func(st trafficStats) bool { return st.sent >= before+200 })
 		if got := readFile(t, s.dest); got != good {
 			t.Errorf("%s: the upstream file changed:\n%s", step.name, got)
 		}
@@ -366,7 +366,7 @@ func TestNginxRejectsBrokenUpstream(t *testing.T) {
 	// Fixing the key recovers: py2 joins.
 	put(t, s.cli, "/app/upstream/bad", py2.addr())
 	waitFile(t, s.dest, nginxUpstream(py2.addr(), py1.addr()), 15*time.Second)
-	load.waitFor(t, "traffic on py2 after the fix", 15*time.Second, func(st trafficStats) bool { return st.hits["py2"] >= 50 })
+	load.waitFor(t, "traffic on py2 after the fix", 30*time.Second, func(st trafficStats) bool { return st.hits["py2"] >= 50 })
 	final := load.stop()
 	t.Logf("sent %d requests, %d failed (%d sent again by the client after nginx closed a kept-alive connection); py1 answered %d, py2 %d; nginx reloaded %d times",
 		final.sent, final.failed, final.resent, final.hits["py1"], final.hits["py2"], s.nginx.reloads())

@@ -31,6 +31,10 @@ const (
 	// maxTrafficRequests and maxTrafficTime bound the traffic of a test.
 	maxTrafficRequests = 20000
 	maxTrafficTime     = 60 * time.Second
+	// requestTimeout bounds one request through a proxy. It is generous
+	// because a loaded machine running the race detector can be slow; a
+	// dropped connection fails at once, not by timing out.
+	requestTimeout = 15 * time.Second
 	// maxFailures is how many failed requests traffic keeps for the report.
 	maxFailures = 10
 )
@@ -357,7 +361,7 @@ func (tr *traffic) only(t *testing.T, from, to int, want []string) {
 // connection, and reports whether all of them succeeded and were answered
 // only by backends in want, each at least once; got says what happened.
 func serves(url string, want []string, n int) (ok bool, got string) {
-	client := newConnClient(5 * time.Second)
+	client := newConnClient(requestTimeout)
 	var names []string
 	hits := map[string]int{}
 	for range n {
@@ -394,7 +398,7 @@ func fetchStatus(ctx context.Context, url string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	resp, err := newConnClient(5 * time.Second).Do(req)
+	resp, err := newConnClient(requestTimeout).Do(req)
 	if err != nil {
 		return 0, err
 	}
