@@ -5,7 +5,7 @@ VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 
 LDFLAGS     := -s -w -X main.version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build test lint bench demo clean
+.PHONY: all build test lint bench demo clean fuzz fuzz-smoke
 
 all: build
 
@@ -16,6 +16,14 @@ build:
 # binary from the same sources.
 test:
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+# The fault tests of integration/faults_test.go with their full-length
+# outages (30 s without quorum, 60 s with etcd down); `make test` runs the
+# same tests with 5 s outages. Add -v to GOFLAGS to see the measured times
+# (the lines with "converge:" and "cpu:").
+.PHONY: test-faults
+test-faults:
+	CONFD_LONG_FAULTS=1 $(GO) test -race -count=1 -run 'TestFault' ./integration/
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -34,3 +42,23 @@ demo: build
 
 clean:
 	rm -rf bin
+
+# The fuzz targets, one after another, each for FUZZTIME. Plain `go test`
+# (and so `make test`) runs only their seed corpora under testdata/fuzz.
+FUZZTIME ?= 10m
+
+define fuzz-each
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(1) ./pkg/resource/
+	$(GO) test -run '^$$' -fuzz '^FuzzLoadFile$$' -fuzztime $(1) ./pkg/config/
+	$(GO) test -run '^$$' -fuzz '^FuzzViewLookups$$' -fuzztime $(1) ./pkg/kv/
+	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(1) ./pkg/kv/
+	$(GO) test -run '^$$' -fuzz '^FuzzMirrorEvents$$' -fuzztime $(1) ./pkg/etcd/
+	$(GO) test -run '^$$' -fuzz '^FuzzFuncs$$' -fuzztime $(1) ./pkg/render/
+endef
+
+fuzz:
+	$(call fuzz-each,$(FUZZTIME))
+
+# Every fuzz target for a few seconds: a check that they run.
+fuzz-smoke:
+	$(call fuzz-each,10s)

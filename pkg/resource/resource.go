@@ -220,16 +220,22 @@ func (p *parser) parse(data []byte, globalPrefix string) (Resource, error) {
 
 // lookupFold finds key in m, preferring an exact match and otherwise
 // ignoring case, the way the TOML library matches struct fields.
+// When several keys differ from key only in case, the one that sorts first
+// is taken, so that the result never depends on map order.
 func lookupFold(m map[string]any, key string) (string, any, bool) {
 	if v, ok := m[key]; ok {
 		return key, v, true
 	}
-	for k, v := range m {
-		if strings.EqualFold(k, key) {
-			return k, v, true
+	found := ""
+	for k := range m {
+		if strings.EqualFold(k, key) && (found == "" || k < found) {
+			found = k
 		}
 	}
-	return "", nil, false
+	if found == "" {
+		return "", nil, false
+	}
+	return found, m[found], true
 }
 
 // warnUnknown warns about every top-level key other than the template table
@@ -350,7 +356,7 @@ func (p *parser) dest(fields map[string]any) string {
 		p.fail(fieldDest, fmt.Errorf("must be an absolute path, got %q", d))
 		return ""
 	}
-	if strings.HasSuffix(d, "/") || strings.HasSuffix(d, string(filepath.Separator)) {
+	if base := filepath.Base(d); strings.HasSuffix(d, "/") || base == "." || base == ".." || filepath.Clean(d) == "/" {
 		p.fail(fieldDest, fmt.Errorf("must name a file, not a directory, got %q", d))
 		return ""
 	}

@@ -305,6 +305,12 @@ func TestParseErrors(t *testing.T) {
 			wantField: "template.dest",
 		},
 		{
+			file:      "dotdest.toml",
+			want:      `testdata/parse/conf.d/dotdest.toml:3: template.dest: must name a file, not a directory, got "/etc/app/.."`,
+			wantLine:  3,
+			wantField: "template.dest",
+		},
+		{
 			file:      "badmode.toml",
 			want:      `testdata/parse/conf.d/badmode.toml:4: template.mode: invalid octal mode "9z"`,
 			wantLine:  4,
