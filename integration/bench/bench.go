@@ -26,6 +26,9 @@ type bench struct {
 	endpoint string
 	metrics  string
 	log      io.Writer
+	// cur is the keyspace etcd holds now, kept up to date by every change
+	// the benchmark makes, so that a size is loaded once.
+	cur *keyspace
 }
 
 // templates are the one-shot figures' templates: (a) the HAProxy template,
@@ -38,6 +41,7 @@ var templates = []struct{ name, text string }{
 
 // keyspace is the generated keys of one size.
 type keyspace struct {
+	n       int
 	servers map[string]string // name -> value under /app/servers
 	svc     map[string]map[string]string
 }
@@ -47,7 +51,7 @@ func serverValue(i int) string {
 }
 
 func makeKeyspace(n int) keyspace {
-	ks := keyspace{servers: make(map[string]string, n), svc: map[string]map[string]string{}}
+	ks := keyspace{n: n, servers: make(map[string]string, n), svc: map[string]map[string]string{}}
 	for i := 0; i < n; i++ {
 		ks.servers[fmt.Sprintf("srv-%d", i)] = serverValue(i)
 		dir := fmt.Sprintf("s%d", i%100)
@@ -91,6 +95,22 @@ func (ks keyspace) expected(name string) string {
 	return b.String()
 }
 
+// keyspace returns the keyspace of size n, loading it into etcd unless etcd
+// holds it already.
+func (b *bench) keyspace(n int) (keyspace, error) {
+	if b.cur != nil && b.cur.n == n {
+		return *b.cur, nil
+	}
+	ks := makeKeyspace(n)
+	fmt.Fprintf(b.log, "loading %d keys\n", 2*n)
+	b.cur = nil
+	if err := b.load(ks); err != nil {
+		return ks, err
+	}
+	b.cur = &ks
+	return ks, nil
+}
+
 // load replaces the keys under /app and /svc with ks.
 func (b *bench) load(ks keyspace) error {
 	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Minute)
@@ -120,6 +140,12 @@ func (b *bench) load(ks keyspace) error {
 
 // confdir writes a confdir with one resource rendering text to dest.
 func (b *bench) confdir(name, text string) (dir, dest string, err error) {
+	return b.confdirWith(name, text, "")
+}
+
+// confdirWith is confdir with more lines (such as reload_cmd) in the
+// resource.
+func (b *bench) confdirWith(name, text, extra string) (dir, dest string, err error) {
 	dir = filepath.Join(b.tmp, "confdir-"+name)
 	for _, sub := range []string{"conf.d", "templates", "out"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
@@ -131,7 +157,7 @@ func (b *bench) confdir(name, text string) (dir, dest string, err error) {
 	if name == "directory" {
 		keys = `["/svc"]`
 	}
-	res := fmt.Sprintf("[template]\nsrc = %q\ndest = %q\nkeys = %s\n", name+".tmpl", dest, keys)
+	res := fmt.Sprintf("[template]\nsrc = %q\ndest = %q\nkeys = %s\n%s", name+".tmpl", dest, keys, extra)
 	if err := os.WriteFile(filepath.Join(dir, "conf.d", name+".toml"), []byte(res), 0o644); err != nil {
 		return "", "", err
 	}
@@ -162,45 +188,16 @@ func summarize(xs []float64) stats {
 func (b *bench) oneShot() ([]oneShotResult, error) {
 	var out []oneShotResult
 	for _, n := range b.o.sizes {
-		ks := makeKeyspace(n)
-		fmt.Fprintf(b.log, "loading %d keys\n", 2*n)
-		if err := b.load(ks); err != nil {
+		ks, err := b.keyspace(n)
+		if err != nil {
 			return nil, err
 		}
 		var base float64
 		for _, tpl := range templates {
-			dir, dest, err := b.confdir(tpl.name, tpl.text)
+			res, err := b.oneShotRuns(ks, tpl.name, tpl.text)
 			if err != nil {
 				return nil, err
 			}
-			want := ks.expected(tpl.name)
-			var wall, cpu, rss []float64
-			for r := 0; r < b.o.runs; r++ {
-				os.Remove(dest)
-				cmd := exec.CommandContext(b.ctx, b.o.confd, "-onetime", "-node", b.endpoint, "-confdir", dir, "-log-level", "warn")
-				cmd.Stderr = b.log
-				start := time.Now()
-				if err := cmd.Start(); err != nil {
-					return nil, err
-				}
-				peak := watchPeakRSS(cmd.Process.Pid)
-				err := cmd.Wait()
-				wall = append(wall, float64(time.Since(start).Microseconds())/1000)
-				if err != nil {
-					return nil, fmt.Errorf("one-shot %s at %d keys: %w", tpl.name, n, err)
-				}
-				st := cmd.ProcessState
-				cpu = append(cpu, float64((st.UserTime()+st.SystemTime()).Microseconds())/1000)
-				rss = append(rss, float64(<-peak)/1024)
-				got, err := os.ReadFile(dest)
-				if err != nil {
-					return nil, err
-				}
-				if string(got) != want {
-					return nil, fmt.Errorf("one-shot %s at %d keys: the file differs from the expected render", tpl.name, n)
-				}
-			}
-			res := oneShotResult{Keys: n, Template: tpl.name, WallMS: summarize(wall), CPUMS: summarize(cpu), RSSMB: summarize(rss), Bytes: len(want)}
 			if tpl.name == "haproxy" {
 				base = res.WallMS.Median
 			}
@@ -210,6 +207,43 @@ func (b *bench) oneShot() ([]oneShotResult, error) {
 		}
 	}
 	return out, nil
+}
+
+// oneShotRuns runs confd -onetime with one template b.o.runs times and
+// checks every output byte for byte.
+func (b *bench) oneShotRuns(ks keyspace, name, text string) (oneShotResult, error) {
+	dir, dest, err := b.confdir(name, text)
+	if err != nil {
+		return oneShotResult{}, err
+	}
+	want := ks.expected(name)
+	var wall, cpu, rss []float64
+	for r := 0; r < b.o.runs; r++ {
+		os.Remove(dest)
+		cmd := exec.CommandContext(b.ctx, b.o.confd, "-onetime", "-node", b.endpoint, "-confdir", dir, "-log-level", "warn")
+		cmd.Stderr = b.log
+		start := time.Now()
+		if err := cmd.Start(); err != nil {
+			return oneShotResult{}, err
+		}
+		peak := watchPeakRSS(cmd.Process.Pid)
+		err := cmd.Wait()
+		wall = append(wall, float64(time.Since(start).Microseconds())/1000)
+		if err != nil {
+			return oneShotResult{}, fmt.Errorf("one-shot %s at %d keys: %w", name, ks.n, err)
+		}
+		st := cmd.ProcessState
+		cpu = append(cpu, float64((st.UserTime()+st.SystemTime()).Microseconds())/1000)
+		rss = append(rss, float64(<-peak)/1024)
+		got, err := os.ReadFile(dest)
+		if err != nil {
+			return oneShotResult{}, err
+		}
+		if string(got) != want {
+			return oneShotResult{}, fmt.Errorf("one-shot %s at %d keys: the file differs from the expected render", name, ks.n)
+		}
+	}
+	return oneShotResult{Keys: ks.n, Template: name, WallMS: summarize(wall), CPUMS: summarize(cpu), RSSMB: summarize(rss), Bytes: len(want)}, nil
 }
 
 type watchResult struct {
@@ -226,9 +260,8 @@ type watchResult struct {
 func (b *bench) watch() ([]watchResult, error) {
 	var out []watchResult
 	for _, n := range b.o.watch {
-		ks := makeKeyspace(n)
-		fmt.Fprintf(b.log, "loading %d keys\n", 2*n)
-		if err := b.load(ks); err != nil {
+		ks, err := b.keyspace(n)
+		if err != nil {
 			return nil, err
 		}
 		r, err := b.watchOne(n, ks)
@@ -403,16 +436,43 @@ func (b *bench) scrape() (counters, error) {
 }
 
 func printReport(w io.Writer, rep report) {
-	fmt.Fprintf(w, "machine: %s\n\n", rep.Machine)
-	fmt.Fprintln(w, "one-shot (median of runs, [min–max])")
-	fmt.Fprintf(w, "%-10s %8s %22s %22s %22s %7s\n", "template", "keys", "wall ms", "cpu ms", "peak rss MB", "×haproxy")
-	for _, r := range rep.OneShot {
-		fmt.Fprintf(w, "%-10s %8d %22s %22s %22s %7.2f\n", r.Template, r.Keys, r.WallMS, r.CPUMS, r.RSSMB, r.Ratio)
+	fmt.Fprintf(w, "machine: %s\n", rep.Machine)
+	if r := rep.Startup; r != nil {
+		fmt.Fprintf(w, "\none-shot start-up, %d keys (median of runs, [min–max])\n", r.Keys)
+		fmt.Fprintf(w, "%22s %22s %22s\n", "wall ms", "cpu ms", "peak rss MB")
+		fmt.Fprintf(w, "%22s %22s %22s\n", r.WallMS, r.CPUMS, r.RSSMB)
 	}
-	fmt.Fprintln(w, "\nwatch: put -> dest updated")
-	fmt.Fprintf(w, "%8s %8s %8s %8s %8s %8s %14s %14s\n", "keys", "changes", "p50 ms", "p90 ms", "p99 ms", "max ms", "etcd B/change", "etcd req/chg")
-	for _, r := range rep.Watch {
-		fmt.Fprintf(w, "%8d %8d %8.2f %8.2f %8.2f %8.2f %14.0f %14.2f\n", r.Keys, r.Changes, r.P50MS, r.P90MS, r.P99MS, r.MaxMS, r.BytesPerChange, r.RequestsPerChange)
+	if len(rep.Burst) > 0 {
+		fmt.Fprintln(w, "\nburst in watch mode: last put -> exact final file (median of runs, [min–max])")
+		fmt.Fprintf(w, "%8s %6s %-12s %22s %22s %22s\n", "keys", "puts", "wait", "ms after last put", "renders", "reloads")
+		for _, r := range rep.Burst {
+			wait := r.Wait
+			if wait == "" {
+				wait = "default"
+			}
+			fmt.Fprintf(w, "%8d %6d %-12s %22s %22s %22s\n", r.Keys, r.Puts, wait, r.SettleMS, r.Renders, r.Reloads)
+		}
+	}
+	if len(rep.OneShot) > 0 {
+		fmt.Fprintln(w, "\none-shot (median of runs, [min–max])")
+		fmt.Fprintf(w, "%-10s %8s %22s %22s %22s %7s\n", "template", "keys", "wall ms", "cpu ms", "peak rss MB", "×haproxy")
+		for _, r := range rep.OneShot {
+			fmt.Fprintf(w, "%-10s %8d %22s %22s %22s %7.2f\n", r.Template, r.Keys, r.WallMS, r.CPUMS, r.RSSMB, r.Ratio)
+		}
+	}
+	if len(rep.Watch) > 0 {
+		fmt.Fprintln(w, "\nwatch: put -> dest updated")
+		fmt.Fprintf(w, "%8s %8s %8s %8s %8s %8s %14s %14s\n", "keys", "changes", "p50 ms", "p90 ms", "p99 ms", "max ms", "etcd B/change", "etcd req/chg")
+		for _, r := range rep.Watch {
+			fmt.Fprintf(w, "%8d %8d %8.2f %8.2f %8.2f %8.2f %14.0f %14.2f\n", r.Keys, r.Changes, r.P50MS, r.P90MS, r.P99MS, r.MaxMS, r.BytesPerChange, r.RequestsPerChange)
+		}
+	}
+	if len(rep.Idle) > 0 {
+		fmt.Fprintln(w, "\nidle: nothing changes")
+		fmt.Fprintf(w, "%-12s %8s %8s %10s %8s %12s %10s\n", "mode", "keys", "seconds", "cpu s", "rss MB", "etcd bytes", "etcd reqs")
+		for _, r := range rep.Idle {
+			fmt.Fprintf(w, "%-12s %8d %8.0f %10.2f %8.1f %12.0f %10.0f\n", r.Mode, r.Keys, r.Seconds, r.CPUSeconds, r.RSSMB, r.EtcdBytes, r.EtcdReqs)
+		}
 	}
 }
 

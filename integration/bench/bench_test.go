@@ -22,11 +22,13 @@ func TestSmoke(t *testing.T) {
 	defer cancel()
 	var stdout, stderr bytes.Buffer
 	code := run(ctx, []string{"-confd", bin, "-sizes", "200", "-watch-sizes", "200", "-runs", "1", "-changes", "3",
-		"-json", filepath.Join(dir, "out.json")}, &stdout, &stderr)
+		"-startup-keys", "5", "-burst-keys", "200", "-burst-puts", "30", "-burst-runs", "1", "-burst-wait", "20ms:100ms",
+		"-idle", "1s", "-idle-keys", "200", "-json", filepath.Join(dir, "out.json")}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, &stdout, &stderr)
 	}
-	for _, want := range []string{"haproxy", "nested", "directory", "p50 ms", "etcd B/change"} {
+	for _, want := range []string{"start-up", "burst", "20ms:100ms", "haproxy", "nested", "directory", "p50 ms", "etcd B/change",
+		"idle", "interval 1s"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, &stdout)
 		}

@@ -1,7 +1,9 @@
 // Command bench measures the built confd binary as a user runs it, against a
-// real etcd: one-shot renders at several keyspace sizes, the latency from a
-// put to the updated file in watch mode, and the etcd traffic per change.
-// It prints a table and writes the figures as JSON.
+// real etcd: the start-up cost of a one-shot run, a burst of puts in watch
+// mode, one-shot renders at several keyspace sizes, the latency from a put
+// to the updated file in watch mode, the etcd traffic per change, and what
+// confd costs while nothing changes. Every file confd writes is checked
+// byte for byte. It prints a table and writes the figures as JSON.
 //
 //	go run ./integration/bench -confd bin/confd
 package main
@@ -16,8 +18,10 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -41,7 +45,20 @@ type options struct {
 	changes   int
 	jsonPath  string
 	endpoints string
+
+	startupKeys  int
+	burstKeys    int
+	burstPuts    int
+	burstClients int
+	burstRuns    int
+	burstWait    string
+	idle         time.Duration
+	idleKeys     int
+	only         map[string]bool
 }
+
+// sections are the parts of the benchmark, in the order they run.
+var sections = []string{"startup", "burst", "oneshot", "watch", "idle"}
 
 func parse(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
@@ -54,8 +71,30 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.changes, "changes", 50, "changes per watch-latency figure")
 	fs.StringVar(&o.jsonPath, "json", "integration/bench/results/latest.json", "where to write the figures")
 	fs.StringVar(&o.endpoints, "endpoints", "", "an external etcd to use instead of an embedded one (its keys under /app and /svc are replaced)")
+	fs.IntVar(&o.startupKeys, "startup-keys", 10, "keyspace size for the start-up figure")
+	fs.IntVar(&o.burstKeys, "burst-keys", 1000, "keyspace size for the burst figures")
+	fs.IntVar(&o.burstPuts, "burst-puts", 1000, "puts of distinct keys in one burst")
+	fs.IntVar(&o.burstClients, "burst-clients", 16, "concurrent writers in a burst")
+	fs.IntVar(&o.burstRuns, "burst-runs", 3, "runs of each burst figure")
+	fs.StringVar(&o.burstWait, "burst-wait", "50ms:500ms", "the -wait of the second burst figure")
+	fs.DurationVar(&o.idle, "idle", 30*time.Second, "how long each idle figure watches confd")
+	fs.IntVar(&o.idleKeys, "idle-keys", 100000, "keyspace size for the idle figures")
+	only := fs.String("only", strings.Join(sections, ","), "the sections to run")
 	if err := fs.Parse(args); err != nil {
 		return o, err
+	}
+	o.only = map[string]bool{}
+	for _, sec := range strings.Split(*only, ",") {
+		if sec = strings.TrimSpace(sec); sec == "" {
+			continue
+		}
+		if !slices.Contains(sections, sec) {
+			return o, fmt.Errorf("-only: unknown section %q (have %s)", sec, strings.Join(sections, ", "))
+		}
+		o.only[sec] = true
+	}
+	if _, _, err := parseWait(o.burstWait); err != nil {
+		return o, fmt.Errorf("-burst-wait: %w", err)
 	}
 	var err error
 	if o.sizes, err = ints(*sizes); err != nil {
@@ -64,8 +103,9 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	if o.watch, err = ints(*watch); err != nil {
 		return o, fmt.Errorf("-watch-sizes: %w", err)
 	}
-	if o.runs < 1 || o.changes < 1 {
-		return o, errors.New("-runs and -changes must be positive")
+	if o.runs < 1 || o.changes < 1 || o.startupKeys < 1 || o.burstKeys < 1 || o.burstPuts < 1 ||
+		o.burstClients < 1 || o.burstRuns < 1 || o.idle <= 0 || o.idleKeys < 1 {
+		return o, errors.New("counts, sizes and durations must be positive")
 	}
 	return o, nil
 }
@@ -89,8 +129,11 @@ func ints(s string) ([]int, error) {
 type report struct {
 	Machine string          `json:"machine"`
 	Date    string          `json:"date"`
-	OneShot []oneShotResult `json:"one_shot"`
-	Watch   []watchResult   `json:"watch"`
+	Startup *startupResult  `json:"startup,omitempty"`
+	Burst   []burstResult   `json:"burst,omitempty"`
+	OneShot []oneShotResult `json:"one_shot,omitempty"`
+	Watch   []watchResult   `json:"watch,omitempty"`
+	Idle    []idleResult    `json:"idle,omitempty"`
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -115,10 +158,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer stopEtcd()
-	b := &bench{ctx: ctx, o: o, tmp: tmp, cli: cli, endpoint: endpoints, metrics: metricsURL, log: stderr}
+	b := &bench{ctx: ctx, o: o, tmp: tmp, cli: cli, endpoint: endpoints, metrics: metricsURL, log: &lockedWriter{w: stderr}}
 	rep := report{Machine: machine(), Date: time.Now().UTC().Format(time.RFC3339)}
-	if rep.OneShot, err = b.oneShot(); err == nil {
-		rep.Watch, err = b.watch()
+	steps := map[string]func() error{
+		"startup": func() error {
+			r, err := b.startup()
+			rep.Startup = &r
+			return err
+		},
+		"burst":   func() (err error) { rep.Burst, err = b.burst(); return err },
+		"oneshot": func() (err error) { rep.OneShot, err = b.oneShot(); return err },
+		"watch":   func() (err error) { rep.Watch, err = b.watch(); return err },
+		"idle":    func() (err error) { rep.Idle, err = b.idle(); return err },
+	}
+	for _, sec := range sections {
+		if err == nil && o.only[sec] {
+			err = steps[sec]()
+		}
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "bench:", err)
@@ -177,4 +233,18 @@ func writeJSON(path string, rep report) error {
 		return err
 	}
 	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// lockedWriter serialises writes: the benchmark's progress lines and the
+// stderr of the confd it runs (copied by os/exec in a goroutine of its own
+// unless stderr is a file) go to the same writer.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

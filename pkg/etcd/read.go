@@ -6,15 +6,20 @@ import (
 	"fmt"
 	"path"
 	"sort"
+	"unsafe"
 
-	"github.com/etcdconfd/confd/pkg/kv"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/etcdconfd/confd/pkg/kv"
 )
 
 const (
-	// DefaultPageSize is how many keys one request of ReadPrefixes asks for
-	// when its pageSize is not positive.
+	// DefaultPageSize is how many keys one request of ReadPrefixes asks an
+	// etcd without range streams for when its pageSize is not positive.
 	DefaultPageSize = 10000
 	// readAttempts bounds how often ReadPrefixes starts over because its
 	// revision was compacted while it read.
@@ -43,10 +48,12 @@ func (s span) String() string {
 // Prefixes are normalised like kv.NormalizeKey and matched on key
 // boundaries: "/app" reads "/app" and "/app/..." but not "/appx". A prefix
 // below another one is not read twice, and "/" reads every key. The first
-// request fixes the revision; every later request, for other prefixes and
-// further pages of pageSize keys, reads at that revision. When that
-// revision is compacted before the read ends, the read starts over at the
-// current revision, a few times at most.
+// answer fixes the revision; every later request reads at that revision.
+// The keys below a prefix are read with one range stream (etcd 3.7 and
+// later), in which etcd sends chunks of bounded size without waiting for
+// the client; an etcd without range streams is read with pages of pageSize
+// keys instead. When the revision is compacted before the read ends, the
+// read starts over at the current revision, a few times at most.
 //
 // The key of a prefix itself is read with a request of its own. When the
 // user may read below a prefix but not the prefix key itself, as a role
@@ -72,38 +79,145 @@ func ReadPrefixes(ctx context.Context, c clientv3.KV, prefixes []string, pageSiz
 
 // readSpans reads all spans at the revision of its first answer.
 func readSpans(ctx context.Context, c clientv3.KV, spans []span, pageSize int64) (*kv.Snapshot, error) {
-	b := kv.NewBuilder()
-	var rev int64
+	r := &spanReader{c: c, b: kv.NewBuilder(), pageSize: pageSize, stream: true}
 	for _, s := range spans {
-		from := s.key
-		for {
-			opts := make([]clientv3.OpOption, 0, 3)
-			if s.end != "" {
-				opts = append(opts, clientv3.WithRange(s.end), clientv3.WithLimit(pageSize))
-			}
-			if rev != 0 {
-				opts = append(opts, clientv3.WithRev(rev))
-			}
-			resp, err := c.Get(ctx, from, opts...)
-			if err != nil {
-				if s.end == "" && errors.Is(err, rpctypes.ErrPermissionDenied) {
-					break
-				}
-				return nil, readError(c, s, rev, err)
-			}
-			if rev == 0 {
-				rev = resp.Header.Revision
-			}
-			for _, p := range resp.Kvs {
-				b.Put(string(p.Key), string(p.Value))
-			}
-			if s.end == "" || !resp.More || len(resp.Kvs) == 0 {
-				break
-			}
-			from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+		if err := r.read(ctx, s); err != nil {
+			return nil, err
 		}
 	}
-	return b.Build(rev), nil
+	return r.b.Build(r.rev), nil
+}
+
+// spanReader reads spans into one snapshot at one revision.
+type spanReader struct {
+	c        clientv3.KV
+	b        *kv.Builder
+	rev      int64 // 0 until the first answer
+	pageSize int64
+	// stream is false once etcd has said it has no range streams.
+	stream bool
+}
+
+func (r *spanReader) read(ctx context.Context, s span) error {
+	if s.end == "" {
+		return r.readKey(ctx, s)
+	}
+	if r.stream {
+		err := r.readStream(ctx, s)
+		if status.Code(err) != codes.Unimplemented {
+			return err
+		}
+		// An etcd without range streams (before 3.7): read page by page.
+		r.stream = false
+	}
+	return r.readPages(ctx, s)
+}
+
+// readKey reads the single key of s. A key the user may not read counts
+// as absent.
+func (r *spanReader) readKey(ctx context.Context, s span) error {
+	var opts []clientv3.OpOption
+	if r.rev != 0 {
+		opts = append(opts, clientv3.WithRev(r.rev))
+	}
+	resp, err := r.c.Get(ctx, s.key, opts...)
+	if errors.Is(err, rpctypes.ErrPermissionDenied) {
+		return nil
+	}
+	if err != nil {
+		return readError(r.c, s, r.rev, err)
+	}
+	r.fix(resp.Header.Revision)
+	r.put(resp.Kvs)
+	return nil
+}
+
+// readStream reads the keys of s with one range stream: etcd sends them in
+// chunks of bounded size, all at the revision of the stream, and neither
+// side waits for the other between chunks. Unlike pages of a paged read, a
+// chunk does not make etcd count the keys that follow it, so the cost of a
+// read grows with the number of keys and not with its square. The error of
+// an etcd without range streams wraps the gRPC status Unimplemented.
+func (r *spanReader) readStream(ctx context.Context, s span) error {
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	opts := []clientv3.OpOption{clientv3.WithRange(s.end)}
+	if r.rev != 0 {
+		opts = append(opts, clientv3.WithRev(r.rev))
+	}
+	ch, err := r.c.GetStream(sctx, s.key, opts...)
+	if err != nil {
+		return readError(r.c, s, r.rev, err)
+	}
+	// The stream's goroutine ends only once its channel is drained or its
+	// context ended: cancel, then drain, on every return.
+	defer func() {
+		cancel()
+		for range ch {
+		}
+	}()
+	for resp := range ch {
+		if err := resp.Err(); err != nil {
+			return readError(r.c, s, r.rev, err)
+		}
+		r.put(resp.Kvs)
+		if resp.Header != nil { // the last chunk; only it has the revision
+			r.fix(resp.Header.Revision)
+			return nil
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return readError(r.c, s, r.rev, err)
+	}
+	return readError(r.c, s, r.rev, errors.New("range stream ended without its last chunk"))
+}
+
+// readPages reads the keys of s page by page, pageSize keys at a time.
+func (r *spanReader) readPages(ctx context.Context, s span) error {
+	from := s.key
+	for {
+		opts := []clientv3.OpOption{clientv3.WithRange(s.end), clientv3.WithLimit(r.pageSize)}
+		if r.rev != 0 {
+			opts = append(opts, clientv3.WithRev(r.rev))
+		}
+		resp, err := r.c.Get(ctx, from, opts...)
+		if err != nil {
+			return readError(r.c, s, r.rev, err)
+		}
+		r.fix(resp.Header.Revision)
+		r.put(resp.Kvs)
+		if !resp.More || len(resp.Kvs) == 0 {
+			return nil
+		}
+		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+}
+
+// fix makes rev the revision of the read unless an earlier answer fixed
+// one already.
+func (r *spanReader) fix(rev int64) {
+	if r.rev == 0 {
+		r.rev = rev
+	}
+}
+
+// put adds kvs to the snapshot.
+func (r *spanReader) put(kvs []*mvccpb.KeyValue) {
+	for _, p := range kvs {
+		r.b.Put(bytesString(p.Key), bytesString(p.Value))
+	}
+}
+
+// bytesString returns b as a string that shares b's memory. The client
+// decodes every key and value of an answer into a slice of its own, which
+// nothing but the answer refers to and nothing changes; the snapshot keeps
+// those slices instead of copying them, which halves the allocations of a
+// read. Callers must not change b afterwards.
+func bytesString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }
 
 // endpointer is what a *clientv3.Client offers to name its endpoints.

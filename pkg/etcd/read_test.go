@@ -15,6 +15,8 @@ import (
 	"github.com/etcdconfd/confd/pkg/kv"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 func testContext(t *testing.T, d time.Duration) context.Context {
@@ -71,20 +73,31 @@ func under(m map[string]string, root string) map[string]string {
 	return out
 }
 
-// request is what one Get asked for.
+// request is what one Get or range stream asked for.
 type request struct {
 	key, end string
 	rev      int64
 	limit    int64
+	stream   bool
 }
 
 // recordingKV passes requests on to etcd, records them, and runs after
-// (when set) once each Get has returned.
+// (when set) once each Get has returned or the first chunk of each range
+// stream has arrived. With noStream it answers range streams as an etcd
+// before 3.7 does, with the gRPC status Unimplemented.
 type recordingKV struct {
 	clientv3.KV
+	noStream bool
 	mu       sync.Mutex
 	requests []request
 	after    func(n int)
+}
+
+func (r *recordingKV) record(key string, op clientv3.Op, stream bool) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.requests = append(r.requests, request{key: key, end: string(op.RangeBytes()), rev: op.Rev(), limit: op.Limit(), stream: stream})
+	return len(r.requests)
 }
 
 func (r *recordingKV) Get(ctx context.Context, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
@@ -93,14 +106,39 @@ func (r *recordingKV) Get(ctx context.Context, key string, opts ...clientv3.OpOp
 		return nil, errors.New("serializable read")
 	}
 	resp, err := r.KV.Get(ctx, key, opts...)
-	r.mu.Lock()
-	r.requests = append(r.requests, request{key: key, end: string(op.RangeBytes()), rev: op.Rev(), limit: op.Limit()})
-	n := len(r.requests)
-	r.mu.Unlock()
+	n := r.record(key, op, false)
 	if r.after != nil {
 		r.after(n)
 	}
 	return resp, err
+}
+
+func (r *recordingKV) GetStream(ctx context.Context, key string, opts ...clientv3.OpOption) (clientv3.GetStreamChan, error) {
+	op := clientv3.OpGet(key, opts...)
+	if op.IsSerializable() {
+		return nil, errors.New("serializable read")
+	}
+	if r.noStream {
+		return nil, status.Error(codes.Unimplemented, "unknown method RangeStream for service etcdserverpb.KV")
+	}
+	in, err := r.KV.GetStream(ctx, key, opts...)
+	n := r.record(key, op, true)
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan clientv3.RangeStreamResponse)
+	go func() {
+		defer close(out)
+		first := true
+		for resp := range in {
+			out <- resp
+			if first && r.after != nil {
+				r.after(n)
+			}
+			first = false
+		}
+	}()
+	return out, nil
 }
 
 func (r *recordingKV) recorded() []request {
@@ -126,6 +164,8 @@ func checkFixedRevision(t *testing.T, reqs []request, rev int64) {
 	}
 }
 
+// TestReadPrefixesPages reads from an etcd without range streams, which is
+// read page by page.
 func TestReadPrefixesPages(t *testing.T) {
 	c := etcdtest.Start(t).Client(t)
 	want := map[string]string{}
@@ -145,7 +185,7 @@ func TestReadPrefixesPages(t *testing.T) {
 		{pageSize: 0, rangeReads: 1},
 	} {
 		t.Run(fmt.Sprintf("page%d", tc.pageSize), func(t *testing.T) {
-			rec := &recordingKV{KV: c}
+			rec := &recordingKV{KV: c, noStream: true}
 			snap, err := ReadPrefixes(testContext(t, 20*time.Second), rec, []string{"/app"}, tc.pageSize)
 			if err != nil {
 				t.Fatal(err)
@@ -232,32 +272,34 @@ func TestReadPrefixesSelection(t *testing.T) {
 		{name: "missing prefix", prefixes: []string{"/missing"}, want: map[string]string{},
 			requests: []request{{key: "/missing"}, {key: "/missing/", end: "/missing0"}}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			rec := &recordingKV{KV: c}
-			snap, err := ReadPrefixes(testContext(t, 20*time.Second), rec, tc.prefixes, 2)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := snapshotMap(snap); !reflect.DeepEqual(got, tc.want) {
-				t.Errorf("got %v, want %v", got, tc.want)
-			}
-			if snap.Revision() != rev {
-				t.Errorf("revision = %d, want %d", snap.Revision(), rev)
-			}
-			reqs := rec.recorded()
-			checkFixedRevision(t, reqs, rev)
-			// Collapse pages: keep the first request of each span.
-			var got []request
-			for _, r := range reqs {
-				if n := len(got); n > 0 && r.end != "" && got[n-1].end == r.end {
-					continue
+		for _, noStream := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/noStream=%t", tc.name, noStream), func(t *testing.T) {
+				rec := &recordingKV{KV: c, noStream: noStream}
+				snap, err := ReadPrefixes(testContext(t, 20*time.Second), rec, tc.prefixes, 2)
+				if err != nil {
+					t.Fatal(err)
 				}
-				got = append(got, request{key: r.key, end: r.end})
-			}
-			if !reflect.DeepEqual(got, tc.requests) {
-				t.Errorf("requests = %+q, want %+q", fmtRequests(got), fmtRequests(tc.requests))
-			}
-		})
+				if got := snapshotMap(snap); !reflect.DeepEqual(got, tc.want) {
+					t.Errorf("got %v, want %v", got, tc.want)
+				}
+				if snap.Revision() != rev {
+					t.Errorf("revision = %d, want %d", snap.Revision(), rev)
+				}
+				reqs := rec.recorded()
+				checkFixedRevision(t, reqs, rev)
+				// Collapse pages: keep the first request of each span.
+				var got []request
+				for _, r := range reqs {
+					if n := len(got); n > 0 && r.end != "" && got[n-1].end == r.end {
+						continue
+					}
+					got = append(got, request{key: r.key, end: r.end})
+				}
+				if !reflect.DeepEqual(got, tc.requests) {
+					t.Errorf("requests = %+q, want %+q", fmtRequests(got), fmtRequests(tc.requests))
+				}
+			})
+		}
 	}
 }
 
@@ -271,19 +313,35 @@ func mergeMaps(ms ...map[string]string) map[string]string {
 	return out
 }
 
-// TestReadPrefixesFixedRevision changes keys between the pages of a read:
-// the snapshot must be the state at the revision of the first page.
+// TestReadPrefixesFixedRevision changes keys between the pages or chunks of
+// a read: the snapshot must be the state at the revision of the first
+// answer.
 func TestReadPrefixesFixedRevision(t *testing.T) {
 	c := etcdtest.Start(t).Client(t)
 	initial := map[string]string{"/app": "root", "/other/x": "x"}
 	for i := range 30 {
 		initial[fmt.Sprintf("/app/k%02d", i)] = "v0"
 	}
-	rev := put(t, c, initial)
+	for _, noStream := range []bool{false, true} {
+		t.Run(fmt.Sprintf("noStream=%t", noStream), func(t *testing.T) {
+			// Start from the initial keys alone, whatever the run before
+			// changed.
+			if _, err := c.Delete(testContext(t, 10*time.Second), "\x00", clientv3.WithFromKey()); err != nil {
+				t.Fatal(err)
+			}
+			rev := put(t, c, initial)
+			checkChangesDuringRead(t, c, initial, rev, noStream)
+		})
+	}
+}
 
-	rec := &recordingKV{KV: c}
+// checkChangesDuringRead changes keys after the first page or chunk of
+// /app/ and checks that the snapshot is the state at rev.
+func checkChangesDuringRead(t *testing.T, c *clientv3.Client, initial map[string]string, rev int64, noStream bool) {
+	t.Helper()
+	rec := &recordingKV{KV: c, noStream: noStream}
 	rec.after = func(n int) {
-		if n != 2 { // after the first page of /app/
+		if n != 2 { // after the first page or chunk of /app/
 			return
 		}
 		ctx := testContext(t, 10*time.Second)
@@ -349,7 +407,7 @@ func TestReadPrefixesConcurrentWriter(t *testing.T) {
 		}
 	}()
 
-	rec := &recordingKV{KV: c}
+	rec := &recordingKV{KV: c, noStream: true}
 	// Let the writer get going before the first page.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -397,7 +455,7 @@ func TestReadPrefixesStartsOverAfterCompaction(t *testing.T) {
 	first := put(t, c, data)
 
 	var compacted int64
-	rec := &recordingKV{KV: c}
+	rec := &recordingKV{KV: c, noStream: true}
 	rec.after = func(n int) {
 		if n != 2 {
 			return
@@ -485,4 +543,83 @@ func fmtRequests(reqs []request) []string {
 		out[i] = r.key + " .. " + r.end
 	}
 	return out
+}
+
+// TestReadPrefixesStream reads with one range stream per range span,
+// whatever the page size; etcd sends the 125 kB of values in several
+// chunks.
+func TestReadPrefixesStream(t *testing.T) {
+	c := etcdtest.Start(t).Client(t)
+	want := map[string]string{"/app": "root"}
+	for i := range 500 {
+		want[fmt.Sprintf("/app/k%03d", i)] = strings.Repeat("v", i)
+	}
+	put(t, c, want)
+	rev := put(t, c, map[string]string{"/apps/outside": "x"})
+
+	rec := &recordingKV{KV: c}
+	snap, err := ReadPrefixes(testContext(t, 20*time.Second), rec, []string{"/app"}, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := snapshotMap(snap); !reflect.DeepEqual(got, want) {
+		t.Errorf("got %d keys, want %d", len(got), len(want))
+	}
+	if snap.Revision() != rev {
+		t.Errorf("revision = %d, want %d", snap.Revision(), rev)
+	}
+	reqs := rec.recorded()
+	checkFixedRevision(t, reqs, rev)
+	wantReqs := []request{{key: "/app", rev: 0}, {key: "/app/", end: "/app0", rev: rev, stream: true}}
+	if !reflect.DeepEqual(reqs, wantReqs) {
+		t.Errorf("requests = %+v, want %+v", reqs, wantReqs)
+	}
+}
+
+// TestReadPrefixesStreamStartsOverAfterCompaction compacts the revision of a
+// read before its range stream: the read starts over at the new revision.
+func TestReadPrefixesStreamStartsOverAfterCompaction(t *testing.T) {
+	c := etcdtest.Start(t).Client(t)
+	data := map[string]string{"/a": "a", "/b/1": "1", "/b/2": "2"}
+	first := put(t, c, data)
+
+	var compacted int64
+	rec := &recordingKV{KV: c}
+	rec.after = func(n int) {
+		if n != 1 { // after the read of the key /a
+			return
+		}
+		ctx := testContext(t, 10*time.Second)
+		resp, err := c.Put(ctx, "/b/late", "added")
+		if err != nil {
+			t.Errorf("put: %v", err)
+			return
+		}
+		compacted = resp.Header.Revision
+		if _, err := c.Compact(ctx, compacted, clientv3.WithCompactPhysical()); err != nil {
+			t.Errorf("compact: %v", err)
+		}
+	}
+	snap, err := ReadPrefixes(testContext(t, 20*time.Second), rec, []string{"/a", "/b"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Revision() != compacted || compacted <= first {
+		t.Errorf("revision = %d, want %d (after the first read at %d)", snap.Revision(), compacted, first)
+	}
+	want := mergeMaps(data, map[string]string{"/b/late": "added"})
+	if got := snapshotMap(snap); !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	var streams int
+	for _, r := range rec.recorded() {
+		if r.stream {
+			streams++
+		}
+	}
+	// The first attempt's stream of /a/ failed: 2 streams per attempt
+	// make 3 in all.
+	if streams != 3 {
+		t.Errorf("%d range streams, want 3: %+v", streams, rec.recorded())
+	}
 }

@@ -75,3 +75,58 @@ func BenchmarkApplyOneChange100k(b *testing.B) {
 		s = s.Apply(rev, []Change{{Key: "/app/servers/srv-5", Value: fmt.Sprint(rev)}})
 	}
 }
+
+func BenchmarkBuildUnsorted100k(b *testing.B) {
+	m := make(map[string]string, 100000)
+	for i := range 100000 {
+		m[fmt.Sprintf("/app/servers/srv-%06d", i)] = "10.0.0.1:80"
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if s := FromMap(1, m); s.Len() != len(m) {
+			b.Fatal(s.Len())
+		}
+	}
+}
+
+func BenchmarkExists100k(b *testing.B) {
+	v := benchSnapshot(100000).All()
+	keys := make([]string, 1024)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("/app/servers/srv-%d", i*97)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if !v.Exists(keys[i%len(keys)]) {
+			b.Fatal(keys[i%len(keys)])
+		}
+		i++
+	}
+}
+
+func BenchmarkList100k(b *testing.B) {
+	v := benchSnapshot(100000).All()
+	b.ReportAllocs()
+	for b.Loop() {
+		if names := v.List("/app/servers"); len(names) != 100000 {
+			b.Fatal(len(names))
+		}
+	}
+}
+
+// BenchmarkApplyBurst100k derives 1,000 snapshots one change at a time, as
+// the watch of a burst of puts does, and reads a key of each.
+func BenchmarkApplyBurst100k(b *testing.B) {
+	base := benchSnapshot(100000)
+	b.ReportAllocs()
+	for b.Loop() {
+		s := base
+		for i := range 1000 {
+			s = s.Apply(s.Revision()+1, []Change{{Key: fmt.Sprintf("/app/servers/srv-%d", i*97), Value: "changed"}})
+		}
+		if v, _ := s.Lookup("/app/servers/srv-0"); v != "changed" {
+			b.Fatal(v)
+		}
+	}
+}

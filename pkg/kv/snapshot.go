@@ -1,6 +1,10 @@
 package kv
 
 import (
+	"slices"
+	"sort"
+	"strings"
+
 	"github.com/google/btree"
 )
 
@@ -17,22 +21,42 @@ type Change struct {
 	Delete bool
 }
 
-// btreeDegree trades node size against depth; 32 keeps 100,000 keys within
-// four levels while a copy-on-write node copy stays small.
-const btreeDegree = 32
+// overDegree trades node size against depth in the tree of changes; 32
+// keeps a copy-on-write node copy small.
+const overDegree = 32
 
-func lessPair(a, b KVPair) bool { return a.Key < b.Key }
+// minCompact is the fewest changes a snapshot keeps apart from its base
+// before they are merged into a new base.
+const minCompact = 64
+
+// entry is one change in the tree of changes: a put, or a deletion of a key
+// of the base.
+type entry struct {
+	KVPair
+	deleted bool
+}
+
+func lessEntry(a, b entry) bool { return a.Key < b.Key }
 
 // Snapshot is an immutable, sorted set of keys at one revision. The zero value
 // is not usable; build one with a Builder, FromMap or Empty.
+//
+// It is a sorted array of pairs (the base), which is compact, quick to build
+// from the sorted answers of etcd and quick to scan, and a copy-on-write
+// B-tree of the changes made to it since (puts and deletions), which
+// snapshots derived from one another share. Once the changes outgrow an
+// eighth of the base they are merged into a new base, so a change costs
+// O(log n) and, amortised, O(1) more.
 type Snapshot struct {
 	rev  int64
-	tree *btree.BTreeG[KVPair]
+	base []KVPair             // sorted, distinct keys; never changed
+	over *btree.BTreeG[entry] // changes to base; nil when there are none
+	n    int                  // keys in the snapshot
 }
 
 // Empty returns a snapshot without keys at revision rev.
 func Empty(rev int64) *Snapshot {
-	return &Snapshot{rev: rev, tree: btree.NewG(btreeDegree, lessPair)}
+	return &Snapshot{rev: rev}
 }
 
 // FromMap returns a snapshot holding the keys of m at revision rev.
@@ -45,29 +69,56 @@ func FromMap(rev int64, m map[string]string) *Snapshot {
 }
 
 // Builder collects keys for a new snapshot. A later Put of the same key
-// replaces the earlier value. A Builder must not be used after Build.
+// replaces the earlier value. Keys put in ascending order, as etcd returns
+// them, cost no sorting. A Builder must not be used after Build.
 type Builder struct {
-	tree *btree.BTreeG[KVPair]
+	pairs  []KVPair
+	sorted bool // pairs are in strictly ascending key order
 }
 
 // NewBuilder returns an empty Builder.
 func NewBuilder() *Builder {
-	return &Builder{tree: btree.NewG(btreeDegree, lessPair)}
+	return &Builder{sorted: true}
 }
 
 // Put adds or replaces key.
 func (b *Builder) Put(key, value string) {
-	b.tree.ReplaceOrInsert(KVPair{Key: key, Value: value})
+	n := len(b.pairs)
+	if n > 0 && key <= b.pairs[n-1].Key {
+		b.sorted = false
+	}
+	b.pairs = appendDoubling(b.pairs, KVPair{Key: key, Value: value})
 }
 
 // Len is the number of distinct keys put so far.
-func (b *Builder) Len() int { return b.tree.Len() }
+func (b *Builder) Len() int {
+	b.normalize()
+	return len(b.pairs)
+}
+
+// normalize sorts the pairs by key and keeps the last put of each key.
+func (b *Builder) normalize() {
+	if b.sorted {
+		return
+	}
+	slices.SortStableFunc(b.pairs, func(x, y KVPair) int { return strings.Compare(x.Key, y.Key) })
+	out := b.pairs[:0]
+	for i, p := range b.pairs {
+		if i+1 < len(b.pairs) && b.pairs[i+1].Key == p.Key {
+			continue // a later put of the same key wins
+		}
+		out = append(out, p)
+	}
+	clear(b.pairs[len(out):])
+	b.pairs, b.sorted = out, true
+}
 
 // Build returns the snapshot at revision rev.
 func (b *Builder) Build(rev int64) *Snapshot {
-	s := &Snapshot{rev: rev, tree: b.tree}
-	b.tree = nil
-	return s
+	b.normalize()
+	base := trim(b.pairs)
+	b.pairs = nil
+	return &Snapshot{rev: rev, base: slices.Clip(base), n: len(base)}
 }
 
 // Revision is the etcd revision the snapshot reflects (0 for backends
@@ -75,39 +126,89 @@ func (b *Builder) Build(rev int64) *Snapshot {
 func (s *Snapshot) Revision() int64 { return s.rev }
 
 // Len is the number of keys in the snapshot.
-func (s *Snapshot) Len() int { return s.tree.Len() }
+func (s *Snapshot) Len() int { return s.n }
 
 // Lookup returns the value of key and whether it exists.
 func (s *Snapshot) Lookup(key string) (string, bool) {
-	p, ok := s.tree.Get(KVPair{Key: key})
-	return p.Value, ok
+	return lookup(s.base, s.over, key)
+}
+
+func lookup(base []KVPair, over *btree.BTreeG[entry], key string) (string, bool) {
+	if over != nil {
+		if e, ok := over.Get(entry{KVPair: KVPair{Key: key}}); ok {
+			return e.Value, !e.deleted
+		}
+	}
+	if i := search(base, key); i < len(base) && base[i].Key == key {
+		return base[i].Value, true
+	}
+	return "", false
+}
+
+// search returns the index of the first pair of base whose key is key or
+// after it.
+func search(base []KVPair, key string) int {
+	return sort.Search(len(base), func(i int) bool { return base[i].Key >= key })
 }
 
 // Apply returns a new snapshot at revision rev with changes applied in order.
 // s itself is unchanged and stays safe to read concurrently; the new snapshot
-// shares every node that the changes do not touch.
+// shares the base and every node of the changes that the new changes do not
+// touch.
 func (s *Snapshot) Apply(rev int64, changes []Change) *Snapshot {
-	t := s.tree.Clone()
+	var over *btree.BTreeG[entry]
+	if s.over != nil {
+		over = s.over.Clone()
+	} else {
+		over = btree.NewG(overDegree, lessEntry)
+	}
+	n := s.n
 	for _, c := range changes {
-		if c.Delete {
-			t.Delete(KVPair{Key: c.Key})
+		_, exists := lookup(s.base, over, c.Key)
+		if !c.Delete {
+			if !exists {
+				n++
+			}
+			over.ReplaceOrInsert(entry{KVPair: KVPair{Key: c.Key, Value: c.Value}})
 			continue
 		}
-		t.ReplaceOrInsert(KVPair{Key: c.Key, Value: c.Value})
+		if !exists {
+			continue
+		}
+		n--
+		if _, inBase := lookup(s.base, nil, c.Key); inBase {
+			over.ReplaceOrInsert(entry{KVPair: KVPair{Key: c.Key}, deleted: true})
+		} else {
+			over.Delete(entry{KVPair: KVPair{Key: c.Key}})
+		}
 	}
-	return &Snapshot{rev: rev, tree: t}
+	next := &Snapshot{rev: rev, base: s.base, over: over, n: n}
+	if over.Len() > max(minCompact, len(s.base)/8) {
+		next.compact()
+	}
+	return next
+}
+
+// compact merges the changes into a new base.
+func (s *Snapshot) compact() {
+	base := make([]KVPair, 0, s.n)
+	s.Ascend(func(p KVPair) bool {
+		base = append(base, p)
+		return true
+	})
+	s.base, s.over = base, nil
 }
 
 // Ascend calls fn for every pair in key order until fn returns false.
 func (s *Snapshot) Ascend(fn func(KVPair) bool) {
-	s.tree.Ascend(fn)
+	s.ascendRange("", "", func(p KVPair) (string, bool) { return "", fn(p) })
 }
 
 // Pairs returns every pair in key order. It copies; use it for tests and
 // small snapshots.
 func (s *Snapshot) Pairs() []KVPair {
-	out := make([]KVPair, 0, s.tree.Len())
-	s.tree.Ascend(func(p KVPair) bool {
+	out := make([]KVPair, 0, s.n)
+	s.Ascend(func(p KVPair) bool {
 		out = append(out, p)
 		return true
 	})
@@ -116,12 +217,15 @@ func (s *Snapshot) Pairs() []KVPair {
 
 // ascendRange calls fn for keys in [lo, hi) in order; hi == "" means no upper
 // bound. fn returns the key to continue from (to skip ahead) or "" to go on
-// with the next key, and false to stop.
+// with the next key, and false to stop. It merges the base with the
+// changes: a change replaces or hides the pair of the base with its key.
 func (s *Snapshot) ascendRange(lo, hi string, fn func(KVPair) (skipTo string, more bool)) bool {
+	inRange := func(key string) bool { return hi == "" || key < hi }
 	pivot := lo
 	for {
 		restart := ""
 		stopped := false
+		// visit passes p to fn and reports whether this pass goes on.
 		visit := func(p KVPair) bool {
 			skip, more := fn(p)
 			if !more {
@@ -134,10 +238,41 @@ func (s *Snapshot) ascendRange(lo, hi string, fn func(KVPair) (skipTo string, mo
 			}
 			return true
 		}
-		if hi == "" {
-			s.tree.AscendGreaterOrEqual(KVPair{Key: pivot}, visit)
-		} else {
-			s.tree.AscendRange(KVPair{Key: pivot}, KVPair{Key: hi}, visit)
+		i := search(s.base, pivot)
+		// baseUpTo visits the pairs of the base in range before the key
+		// limit (with limited) and reports whether the pass goes on.
+		baseUpTo := func(limit string, limited bool) bool {
+			for ; i < len(s.base); i++ {
+				p := s.base[i]
+				if (limited && p.Key >= limit) || !inRange(p.Key) {
+					return true
+				}
+				if !visit(p) {
+					return false
+				}
+			}
+			return true
+		}
+		more := true
+		if s.over != nil {
+			s.over.AscendGreaterOrEqual(entry{KVPair: KVPair{Key: pivot}}, func(e entry) bool {
+				if !inRange(e.Key) {
+					return false
+				}
+				if more = baseUpTo(e.Key, true); !more {
+					return false
+				}
+				if i < len(s.base) && s.base[i].Key == e.Key {
+					i++ // replaced or deleted by e
+				}
+				if !e.deleted {
+					more = visit(e.KVPair)
+				}
+				return more
+			})
+		}
+		if more {
+			baseUpTo("", false)
 		}
 		if stopped {
 			return false

@@ -3,6 +3,7 @@ package kv
 import (
 	"errors"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -213,14 +214,63 @@ func (v *View) GetAll(pattern string) ([]KVPair, error) {
 	if !ok {
 		return out, nil
 	}
-	v.scan(from, func(p KVPair) (string, bool) {
-		name := v.name(p.Key)
-		if m, _ := path.Match(pattern, name); m {
-			out = append(out, KVPair{Key: name, Value: p.Value})
-		}
-		return "", true
+	match, cheap := matcher(pattern)
+	// A name with more slashes than the pattern can match has no match
+	// below it either: such subtrees are skipped whole. A character class
+	// may match a slash, so it counts as one.
+	maxSlashes := strings.Count(pattern, "/") + strings.Count(pattern, "[")
+	each := func(fn func(name string, p KVPair)) {
+		v.scan(from, func(p KVPair) (string, bool) {
+			name := v.name(p.Key)
+			if i := nthSlash(name, maxSlashes+1); i >= 0 {
+				return p.Key[:len(v.prefix)+i] + "0", true
+			}
+			if match(name) {
+				fn(name, p)
+			}
+			return "", true
+		})
+	}
+	if cheap {
+		// Count first, so that the list is allocated once at its size:
+		// a list of 100,000 pairs is 3.2 MB.
+		n := 0
+		each(func(string, KVPair) { n++ })
+		out = make([]KVPair, 0, n)
+	}
+	each(func(name string, p KVPair) {
+		out = appendDoubling(out, KVPair{Key: name, Value: p.Value})
 	})
-	return out, nil
+	return trim(out), nil
+}
+
+// matcher returns a function that reports whether a name matches the valid
+// pattern, and whether that function is cheap. The common "literal/*"
+// pattern is matched without path.Match: GetAll only shows it names that
+// start with the literal and have no slash after it, which is all "*" asks.
+func matcher(pattern string) (match func(string) bool, cheap bool) {
+	if lit, ok := strings.CutSuffix(pattern, "*"); ok && !strings.ContainsAny(lit, `*?[\`) {
+		return func(name string) bool {
+			return strings.HasPrefix(name, lit) && strings.IndexByte(name[len(lit):], '/') < 0
+		}, true
+	}
+	return func(name string) bool {
+		m, _ := path.Match(pattern, name)
+		return m
+	}, false
+}
+
+// nthSlash returns the index of the n-th slash (counted from 1) in s, or -1
+// when s has fewer.
+func nthSlash(s string, n int) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '/' {
+			if n--; n == 0 {
+				return i
+			}
+		}
+	}
+	return -1
 }
 
 // GetAllValues returns the values of the keys that match pattern, sorted by
@@ -276,13 +326,16 @@ func (v *View) ListDir(dir string) []string {
 }
 
 func (v *View) children(dir string, dirsOnly bool) []string {
-	seen := map[string]struct{}{}
+	// The scan finds names nearly in order (a leaf "a" comes before "a-1",
+	// and a directory "a" after it), so a sort and a compaction of the
+	// list cost less than a set.
+	var names []string
 	if !dirsOnly && v.Exists(dir) {
-		seen[path.Base(dir)] = struct{}{}
+		names = append(names, path.Base(dir))
 	}
 	d := strings.TrimRight(dir, "/")
 	if d == "" && !strings.HasPrefix(dir, "/") {
-		return sortedSet(seen)
+		return sortedUnique(names)
 	}
 	base, ok := v.full(d)
 	if d == "" {
@@ -295,18 +348,18 @@ func (v *View) children(dir string, dirsOnly bool) []string {
 			i := strings.IndexByte(rest, '/')
 			if i < 0 {
 				if !dirsOnly {
-					seen[rest] = struct{}{}
+					names = appendDoubling(names, rest)
 				}
 				return "", true
 			}
 			seg := rest[:i]
 			if !dirsOnly || seg != "" {
-				seen[seg] = struct{}{}
+				names = appendDoubling(names, seg)
 			}
 			return base + seg + "0", true
 		})
 	}
-	return sortedSet(seen)
+	return sortedUnique(names)
 }
 
 // underAny reports whether key is one of roots or below one of them.
@@ -321,11 +374,30 @@ func underAny(key string, roots []string) bool {
 	return false
 }
 
-func sortedSet(m map[string]struct{}) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
+// sortedUnique sorts names and drops repeats; it never returns nil.
+func sortedUnique(names []string) []string {
+	if names == nil {
+		return []string{}
 	}
-	sort.Strings(out)
-	return out
+	slices.Sort(names)
+	return trim(slices.Compact(names))
+}
+
+// appendDoubling appends x to s and doubles s when it is full: append
+// grows a large slice by a quarter at a time, which allocates about five
+// times the final slice in all, doubling about twice.
+func appendDoubling[T any](s []T, x T) []T {
+	if len(s) == cap(s) {
+		s = slices.Grow(s, max(len(s), 16))
+	}
+	return append(s, x)
+}
+
+// trim returns s, or a copy of it without the spare capacity when more than
+// a fifth of it is spare.
+func trim[T any](s []T) []T {
+	if cap(s)-len(s) > len(s)/4 {
+		return slices.Clone(s)
+	}
+	return s
 }

@@ -1,0 +1,125 @@
+package kv
+
+import (
+	"fmt"
+	"maps"
+	"math/rand"
+	"reflect"
+	"slices"
+	"testing"
+)
+
+func TestBuilderOrder(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		puts [][2]string
+		want []KVPair
+	}{
+		{name: "ascending", puts: [][2]string{{"/a", "1"}, {"/b", "2"}, {"/c", "3"}},
+			want: []KVPair{{"/a", "1"}, {"/b", "2"}, {"/c", "3"}}},
+		{name: "descending", puts: [][2]string{{"/c", "3"}, {"/b", "2"}, {"/a", "1"}},
+			want: []KVPair{{"/a", "1"}, {"/b", "2"}, {"/c", "3"}}},
+		{name: "later put wins", puts: [][2]string{{"/b", "1"}, {"/a", "x"}, {"/b", "2"}, {"/a", "y"}, {"/b", "3"}},
+			want: []KVPair{{"/a", "y"}, {"/b", "3"}}},
+		{name: "repeat in ascending run", puts: [][2]string{{"/a", "1"}, {"/a", "2"}},
+			want: []KVPair{{"/a", "2"}}},
+		{name: "none", want: []KVPair{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := NewBuilder()
+			for _, p := range tc.puts {
+				b.Put(p[0], p[1])
+			}
+			if got := b.Len(); got != len(tc.want) {
+				t.Errorf("Len = %d, want %d", got, len(tc.want))
+			}
+			s := b.Build(7)
+			if got := s.Pairs(); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("pairs = %v, want %v", got, tc.want)
+			}
+			if s.Len() != len(tc.want) || s.Revision() != 7 {
+				t.Errorf("Len, Revision = %d, %d; want %d, 7", s.Len(), s.Revision(), len(tc.want))
+			}
+		})
+	}
+}
+
+// TestApplyManyChanges derives a long chain of snapshots from a large base,
+// enough for the changes to be merged into new bases several times, and
+// checks every snapshot of the chain, old ones included, against the state
+// it must hold, through Lookup, Len, Pairs and the lookups of a View.
+func TestApplyManyChanges(t *testing.T) {
+	r := rand.New(rand.NewSource(5))
+	state := map[string]string{}
+	key := func() string { return fmt.Sprintf("/k/%d/%d", r.Intn(40), r.Intn(40)) }
+	for range 800 {
+		state[key()] = "base"
+	}
+	type point struct {
+		snap  *Snapshot
+		state map[string]string
+	}
+	history := []point{{FromMap(1, state), maps.Clone(state)}}
+	for rev := int64(2); rev <= 400; rev++ {
+		var batch []Change
+		for range 1 + r.Intn(20) {
+			k := key()
+			if r.Intn(3) == 0 {
+				batch = append(batch, Change{Key: k, Delete: true})
+				delete(state, k)
+				continue
+			}
+			v := fmt.Sprint(rev)
+			batch = append(batch, Change{Key: k, Value: v})
+			state[k] = v
+		}
+		snap := history[len(history)-1].snap.Apply(rev, batch)
+		history = append(history, point{snap, maps.Clone(state)})
+	}
+	for i, h := range history {
+		if i%37 != 0 && i != len(history)-1 {
+			continue
+		}
+		checkState(t, fmt.Sprintf("revision %d", h.snap.Revision()), h.snap, h.state)
+	}
+}
+
+func checkState(t *testing.T, name string, s *Snapshot, state map[string]string) {
+	t.Helper()
+	want := make([]KVPair, 0, len(state))
+	for _, k := range slices.Sorted(maps.Keys(state)) {
+		want = append(want, KVPair{k, state[k]})
+	}
+	if got := s.Pairs(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("%s: %d pairs differ from the %d of the state", name, len(got), len(want))
+	}
+	if s.Len() != len(state) {
+		t.Errorf("%s: Len = %d, want %d", name, s.Len(), len(state))
+	}
+	for _, k := range []string{"/k/1/1", "/k/7/30", "/k/39/0", "/k/0", "/nope"} {
+		v, ok := s.Lookup(k)
+		wv, wok := state[k]
+		if v != wv || ok != wok {
+			t.Errorf("%s: Lookup(%s) = %q, %t; want %q, %t", name, k, v, ok, wv, wok)
+		}
+	}
+	ref := newReference(state, "", []string{"/"})
+	v := s.All()
+	for _, pattern := range []string{"/k/1/*", "/k/*/3", "/k/*", "/k/1?/2*"} {
+		got, err := v.GetAll(pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := ref.getAll(pattern); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: GetAll(%s) = %d pairs, want %d", name, pattern, len(got), len(want))
+		}
+	}
+	for _, dir := range []string{"/k", "/k/3", "/"} {
+		if got, want := v.List(dir), ref.list(dir, false); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: List(%s) = %v, want %v", name, dir, got, want)
+		}
+		if got, want := v.ListDir(dir), ref.list(dir, true); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: ListDir(%s) = %v, want %v", name, dir, got, want)
+		}
+	}
+}
