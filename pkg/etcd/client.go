@@ -19,6 +19,8 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	grpcbackoff "google.golang.org/grpc/backoff"
 )
 
 const (
@@ -29,6 +31,10 @@ const (
 	// connection under a long-running watch.
 	keepAliveTime    = 10 * time.Second
 	keepAliveTimeout = 5 * time.Second
+	// maxReconnectDelay caps gRPC's delay between attempts to reconnect to
+	// an endpoint. Its default grows to 120 s, so after a long outage confd
+	// would notice that etcd is back up to two minutes late.
+	maxReconnectDelay = 5 * time.Second
 )
 
 // ErrNoEndpoints is returned when neither endpoints nor an SRV record to
@@ -141,8 +147,12 @@ func NewClient(ctx context.Context, cfg Config, log *logrus.Logger) (*clientv3.C
 		DialTimeout:          cfg.dialTimeout(),
 		DialKeepAliveTime:    keepAliveTime,
 		DialKeepAliveTimeout: keepAliveTimeout,
-		TLS:                  tlsCfg,
-		Logger:               zap.NewNop(),
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           grpcbackoff.Config{BaseDelay: 500 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: maxReconnectDelay},
+			MinConnectTimeout: cfg.dialTimeout(),
+		})},
+		TLS:    tlsCfg,
+		Logger: zap.NewNop(),
 	}
 	// The client connects lazily; make an unreachable or misconfigured etcd
 	// fail here, with the reason of each endpoint. The probe goes without

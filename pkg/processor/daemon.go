@@ -178,6 +178,7 @@ func (w *worker) loop(ctx, syncCtx context.Context, interval time.Duration) {
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	defer retry.Stop()
+	burst := false
 	var tick <-chan time.Time
 	if interval > 0 {
 		t := time.NewTicker(interval)
@@ -192,14 +193,24 @@ func (w *worker) loop(ctx, syncCtx context.Context, interval time.Duration) {
 		case <-retry.C:
 		case <-tick:
 		}
-		if !w.quiesce(ctx) {
+		waitMin, waitMax := w.waitMin, w.waitMax
+		if waitMin == 0 && burst {
+			waitMin, waitMax = burstSettle, burstMax
+		}
+		if !w.quiesce(ctx, waitMin, waitMax) {
 			return
 		}
 		snap := w.latest()
 		if snap == nil {
 			continue
 		}
-		if err := w.p.step(syncCtx, w.u, snap, &w.state); err != nil {
+		err := w.p.step(syncCtx, w.u, snap, &w.state)
+		// A change that came while this render ran means a burst: the
+		// next render waits for it to settle a little.
+		w.mu.Lock()
+		burst = !w.first.IsZero()
+		w.mu.Unlock()
+		if err != nil {
 			retry.Reset(bo.NextBackOff())
 			continue
 		}
@@ -208,17 +219,27 @@ func (w *worker) loop(ctx, syncCtx context.Context, interval time.Duration) {
 	}
 }
 
-// quiesce waits until the resource's changes have settled (see
-// DaemonOptions.WaitMin) and then marks them taken; false when ctx ended.
-func (w *worker) quiesce(ctx context.Context) bool {
+// In a burst (changes arriving while a render runs) a resource without a
+// wait of its own renders once no change came for burstSettle, or burstMax
+// after the first pending change. A change that finds the resource idle
+// renders at once.
+const (
+	burstSettle = 10 * time.Millisecond
+	burstMax    = 100 * time.Millisecond
+)
+
+// quiesce waits until the resource's changes have settled: no change for
+// waitMin, or waitMax after the first pending one (see
+// DaemonOptions.WaitMin). It then marks them taken; false when ctx ended.
+func (w *worker) quiesce(ctx context.Context, waitMin, waitMax time.Duration) bool {
 	for {
 		w.mu.Lock()
 		first, last := w.first, w.last
-		due := last.Add(w.waitMin)
-		if limit := first.Add(w.waitMax); w.waitMin > 0 && limit.Before(due) {
+		due := last.Add(waitMin)
+		if limit := first.Add(waitMax); waitMin > 0 && limit.Before(due) {
 			due = limit
 		}
-		if w.waitMin == 0 || first.IsZero() || !time.Now().Before(due) {
+		if waitMin == 0 || first.IsZero() || !time.Now().Before(due) {
 			w.first, w.last = time.Time{}, time.Time{}
 			w.mu.Unlock()
 			return true

@@ -204,3 +204,26 @@ func TestWatchStopsWithoutLeaks(t *testing.T) {
 		t.Fatal("Watch did not return after cancel")
 	}
 }
+
+func TestWatchCoalescesSteadyBursts(t *testing.T) {
+	dir := t.TempDir()
+	r := newResource(t, dir, "a", `v={{getv "/a/v"}}`, "/a")
+	syncer := newCounting(nil)
+	p, _ := New(quietLogger(), nil, syncer, []resource.Resource{r}, Options{})
+	deliver := startWatch(t, p, DaemonOptions{})
+
+	snap := kv.FromMap(1, map[string]string{"/a/v": "0"})
+	deliver(snap, nil)
+	waitContent(t, r.Dest, "v=0")
+	// 200 changes, one every millisecond or so, each arriving while the
+	// previous render may still run.
+	for i := 1; i <= 200; i++ {
+		snap = snap.Apply(int64(i+1), []kv.Change{{Key: "/a/v", Value: fmt.Sprint(i)}})
+		deliver(snap, []string{"/a/v"})
+		time.Sleep(time.Millisecond)
+	}
+	waitContent(t, r.Dest, "v=200")
+	if n := syncer.count("a.out"); n > 12 {
+		t.Errorf("%d renders for a 200-change burst, want a few", n)
+	}
+}
