@@ -57,7 +57,8 @@ type TLS struct {
 type Option func(*options)
 
 type options struct {
-	tls *TLS
+	tls          *TLS
+	authTokenTTL uint
 }
 
 // WithTLS serves the client port with TLS: the member presents certFile and
@@ -93,6 +94,7 @@ type Server struct {
 	initialCluster string
 	clusterToken   string
 	tls            *TLS
+	authTokenTTL   uint
 
 	mu   sync.Mutex
 	etcd *embed.Etcd
@@ -172,6 +174,7 @@ func newMembers(n, attempt int, newDir func() string, o options) ([]*Server, err
 			peerURL:      url.URL{Scheme: "http", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[2*i+1]))},
 			clusterToken: fmt.Sprintf("etcdtest-%d-%d", ports[0], attempt),
 			tls:          o.tls,
+			authTokenTTL: o.authTokenTTL,
 		}
 		if initial != "" {
 			initial += ","
@@ -241,6 +244,9 @@ func (s *Server) config() *embed.Config {
 	cfg.TickMs = tickMs
 	cfg.ElectionMs = electionMs
 	cfg.BcryptCost = bcryptMinCost
+	if s.authTokenTTL > 0 {
+		cfg.AuthTokenTTL = s.authTokenTTL
+	}
 	if s.tls != nil && s.tls.CertFile != "" {
 		cfg.ClientTLSInfo = transport.TLSInfo{
 			CertFile:       s.tls.CertFile,
