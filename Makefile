@@ -18,9 +18,9 @@ test:
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 # The fault tests of integration/faults_test.go with their full-length
-# outages (30 s without quorum, 60 s with etcd down); `make test` runs the
-# same tests with 5 s outages. Add -v to GOFLAGS to see the measured times
-# (the lines with "converge:" and "cpu:").
+# outages (30 s without quorum, 60 s with etcd down, 20 s cut off); `make
+# test` runs the same tests with short ones. See docs/reliability.md. Add
+# -v to GOFLAGS to see the measured times (the "converge:" and "cpu:" lines).
 .PHONY: test-faults
 test-faults:
 	CONFD_LONG_FAULTS=1 $(GO) test -race -count=1 -run 'TestFault' ./integration/
