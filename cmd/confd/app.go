@@ -48,6 +48,9 @@ func build(ctx context.Context, cfg *config.Config, log *logrus.Logger, stdout i
 	for _, w := range warnings {
 		log.Warn(w)
 	}
+	for _, e := range errs {
+		log.WithError(e).Error("skipping resource")
+	}
 	a := &app{cfg: cfg, log: log}
 	switch cfg.Backend {
 	case config.BackendEnv:
@@ -81,11 +84,10 @@ func build(ctx context.Context, cfg *config.Config, log *logrus.Logger, stdout i
 	})
 	proc, perrs := processor.New(log, a.poller, syncer, resources, processor.Options{DiffOut: stdout})
 	a.proc = proc
-	errs = append(errs, perrs...)
-	for _, e := range errs {
+	for _, e := range perrs {
 		log.WithError(e).Error("skipping resource")
 	}
-	return a, errs
+	return a, append(errs, perrs...)
 }
 
 // connect makes the etcd client. With wait, it tries again with a growing
