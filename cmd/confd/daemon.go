@@ -56,6 +56,7 @@ func daemon(ctx context.Context, args []string, cfg *config.Config, log *logrus.
 		cancel()
 		<-done
 		cur.close()
+		next.proc.SetPendingReloads(cur.proc.PendingReloads())
 		cur = next
 	}
 }

@@ -120,7 +120,6 @@ type worker struct {
 	minRetry         time.Duration
 	maxRetry         time.Duration
 	kick             chan struct{}
-	state            unitState
 
 	mu          sync.Mutex
 	first, last time.Time // first and last change not rendered yet
@@ -204,7 +203,7 @@ func (w *worker) loop(ctx, syncCtx context.Context, interval time.Duration) {
 		if snap == nil {
 			continue
 		}
-		err := w.p.step(syncCtx, w.u, snap, &w.state)
+		err := w.p.step(syncCtx, w.u, snap, &w.u.state)
 		// A change that came while this render ran means a burst: the
 		// next render waits for it to settle a little.
 		w.mu.Lock()

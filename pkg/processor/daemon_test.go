@@ -227,3 +227,31 @@ func TestWatchCoalescesSteadyBursts(t *testing.T) {
 		t.Errorf("%d renders for a 200-change burst, want a few", n)
 	}
 }
+
+func TestWatchCarriesPendingReloadOver(t *testing.T) {
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "reloaded")
+	r := newResource(t, dir, "a", `{{getv "/a/v"}}`, "/a")
+	r.ReloadCmd = "touch " + marker
+	// The file is already current, as after a reload that failed.
+	if err := os.WriteFile(r.Dest, []byte("1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := New(quietLogger(), nil, newCounting(nil), []resource.Resource{r}, Options{})
+	p.SetPendingReloads([]string{r.Dest})
+	if got := p.PendingReloads(); len(got) != 1 || got[0] != r.Dest {
+		t.Fatalf("PendingReloads = %q", got)
+	}
+	deliver := startWatch(t, p, DaemonOptions{})
+	deliver(kv.FromMap(1, map[string]string{"/a/v": "1"}), nil)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(marker); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the pending reload was not run")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

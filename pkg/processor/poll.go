@@ -34,7 +34,6 @@ func (p *Processor) Poll(ctx context.Context, src Poller, opts DaemonOptions) er
 	syncCtx, stopSync := graceContext(ctx, opts.Grace)
 	defer stopSync()
 	roots := p.roots()
-	states := make([]unitState, len(p.units))
 	failed := make([]bool, len(p.units))
 	var snap *kv.Snapshot
 	var unavailable string
@@ -58,7 +57,7 @@ func (p *Processor) Poll(ctx context.Context, src Poller, opts DaemonOptions) er
 		}
 		for i, u := range p.units {
 			if snap != nil && (fresh != nil || failed[i]) {
-				failed[i] = p.step(syncCtx, u, snap, &states[i]) != nil
+				failed[i] = p.step(syncCtx, u, snap, &u.state) != nil
 			}
 		}
 		select {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"time"
 
@@ -70,6 +71,9 @@ type unit struct {
 	tmpl   *render.Template
 	target filesync.Target
 	roots  []string
+	// state is used by the one goroutine of a long-running mode that
+	// renders this unit.
+	state unitState
 }
 
 // Processor renders and syncs a fixed set of resources.
@@ -118,6 +122,31 @@ func target(r resource.Resource) filesync.Target {
 		t.GID = &gid
 	}
 	return t
+}
+
+// PendingReloads returns the destinations whose reload_cmd failed after
+// their file was installed and has not succeeded since. Call it only when
+// no mode of p is running.
+func (p *Processor) PendingReloads() []string {
+	var dests []string
+	for _, u := range p.units {
+		if u.state.reloadPending {
+			dests = append(dests, u.res.Dest)
+		}
+	}
+	return dests
+}
+
+// SetPendingReloads marks the resources writing these destinations as
+// owing a reload, so that a processor that replaces another (on SIGHUP)
+// does not forget one: the next render that finds the file current runs
+// reload_cmd. Call it before starting a mode.
+func (p *Processor) SetPendingReloads(dests []string) {
+	for _, u := range p.units {
+		if slices.Contains(dests, u.res.Dest) {
+			u.state.reloadPending = true
+		}
+	}
 }
 
 // Len is the number of resources the processor handles.
