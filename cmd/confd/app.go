@@ -2,8 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -44,13 +49,7 @@ func (a *app) close() {
 // nil app means nothing can run. With wait, an unreachable etcd is waited
 // for until ctx ends.
 func build(ctx context.Context, cfg *config.Config, log *logrus.Logger, stdout io.Writer, wait bool) (*app, []error) {
-	resources, warnings, errs := resource.LoadDir(cfg.ConfDir, cfg.Prefix)
-	for _, w := range warnings {
-		log.Warn(w)
-	}
-	for _, e := range errs {
-		log.WithError(e).Error("skipping resource")
-	}
+	resources, errs := loadResources(cfg, log)
 	a := &app{cfg: cfg, log: log}
 	switch cfg.Backend {
 	case config.BackendEnv:
@@ -80,6 +79,7 @@ func build(ctx context.Context, cfg *config.Config, log *logrus.Logger, stdout i
 		Noop:           cfg.Noop,
 		SyncOnly:       cfg.SyncOnly,
 		KeepStageFile:  cfg.KeepStageFile,
+		CheckOnly:      cfg.Check,
 		CommandTimeout: cfg.CommandTimeout,
 	})
 	proc, perrs := processor.New(log, a.poller, syncer, resources, processor.Options{DiffOut: stdout})
@@ -88,6 +88,56 @@ func build(ctx context.Context, cfg *config.Config, log *logrus.Logger, stdout i
 		log.WithError(e).Error("skipping resource")
 	}
 	return a, append(errs, perrs...)
+}
+
+// loadResources reads the template resources of cfg, keeps those that
+// -resource names (all without it), and logs every problem.
+func loadResources(cfg *config.Config, log *logrus.Logger) ([]resource.Resource, []error) {
+	resources, warnings, errs := resource.LoadDir(cfg.ConfDir, cfg.Prefix)
+	for _, w := range warnings {
+		log.Warn(w)
+	}
+	if len(cfg.Resources) > 0 {
+		resources, errs = selectResources(cfg, resources, errs)
+	}
+	for _, e := range errs {
+		log.WithError(e).Error("skipping resource")
+	}
+	return resources, errs
+}
+
+// selectResources keeps the resources that -resource names, and the errors
+// of the resource files it names; a name that matches no file is an error.
+func selectResources(cfg *config.Config, resources []resource.Resource, errs []error) ([]resource.Resource, []error) {
+	wanted := func(name string) bool {
+		return slices.Contains(cfg.Resources, name) || slices.Contains(cfg.Resources, strings.TrimSuffix(name, ".toml"))
+	}
+	var kept []resource.Resource
+	seen := map[string]bool{}
+	for _, r := range resources {
+		if wanted(r.Name) {
+			kept = append(kept, r)
+			seen[r.Name] = true
+		}
+	}
+	var keptErrs []error
+	for _, e := range errs {
+		var re *resource.Error
+		if !errors.As(e, &re) {
+			keptErrs = append(keptErrs, e) // not about one file: conf.d itself
+			continue
+		}
+		if name, err := filepath.Rel(cfg.ResourceDir(), re.File); err == nil && wanted(filepath.ToSlash(name)) {
+			keptErrs = append(keptErrs, e)
+			seen[filepath.ToSlash(name)] = true
+		}
+	}
+	for _, name := range cfg.Resources {
+		if !seen[name] && !seen[name+".toml"] {
+			keptErrs = append(keptErrs, fmt.Errorf("-resource %s: no such template resource in %s", name, cfg.ResourceDir()))
+		}
+	}
+	return kept, keptErrs
 }
 
 // connect makes the etcd client. With wait, it tries again with a growing

@@ -18,6 +18,8 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/etcdconfd/confd/pkg/config"
+	"github.com/etcdconfd/confd/pkg/filesync"
+	"github.com/etcdconfd/confd/pkg/processor"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -68,7 +70,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Errorf("-watch needs the etcd backend; with -backend %s use -interval", cfg.Backend)
 		return exitUsage
 	}
-	if cfg.Onetime {
+	if cfg.CheckConfig {
+		return checkConfig(cfg, log, stdout)
+	}
+	if cfg.Onetime || cfg.Check {
 		return onetime(ctx, cfg, log, stdout)
 	}
 	return daemon(ctx, args, cfg, log, stdout)
@@ -87,6 +92,31 @@ func onetime(ctx context.Context, cfg *config.Config, log *logrus.Logger, stdout
 	if len(errs) > 0 {
 		return exitFailure
 	}
+	return exitOK
+}
+
+// checkConfig loads every resource and parses every template, reports each
+// problem, and touches nothing.
+func checkConfig(cfg *config.Config, log *logrus.Logger, stdout io.Writer) int {
+	resources, errs := loadResources(cfg, log)
+	for _, r := range resources {
+		for _, cmd := range []string{r.CheckCmd, r.ReloadCmd} {
+			if err := filesync.ValidateCommand(cmd); err != nil {
+				errs = append(errs, fmt.Errorf("resource %s: %w", r.Name, err))
+				log.WithError(err).WithField("resource", r.Name).Error("bad command")
+			}
+		}
+	}
+	_, perrs := processor.New(log, nil, nil, resources, processor.Options{})
+	for _, e := range perrs {
+		log.WithError(e).Error("skipping resource")
+	}
+	errs = append(errs, perrs...)
+	if len(errs) > 0 {
+		fmt.Fprintf(stdout, "%d problem(s) in %s\n", len(errs), cfg.ConfDir)
+		return exitFailure
+	}
+	fmt.Fprintf(stdout, "configuration OK: %d template resource(s) in %s\n", len(resources), cfg.ConfDir)
 	return exitOK
 }
 

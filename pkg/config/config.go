@@ -74,6 +74,13 @@ type Config struct {
 	// see ParseWait. Empty means none.
 	Wait string
 
+	// CheckConfig checks the configuration, resources and templates and
+	// exits; Check renders and runs every check_cmd without installing.
+	CheckConfig bool
+	Check       bool
+	// Resources, when not empty, limits the run to the resources named.
+	Resources []string
+
 	Noop          bool
 	SyncOnly      bool
 	KeepStageFile bool

@@ -343,3 +343,43 @@ func TestReloadAlone(t *testing.T) {
 		t.Errorf("failing reload: err = %v", err)
 	}
 }
+
+func TestCheckOnly(t *testing.T) {
+	dir := t.TempDir()
+	dest := filepath.Join(dir, "out")
+	if err := os.WriteFile(dest, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	seen := filepath.Join(dir, "seen")
+	tgt := Target{Resource: "r", Dest: dest,
+		CheckCmd:  "cat {{.src}} >> " + seen + "; echo >> " + seen,
+		ReloadCmd: "touch " + filepath.Join(dir, "reloaded")}
+	s := New(nil, Options{CheckOnly: true})
+	for _, content := range []string{"new", "old"} {
+		res, err := s.Sync(context.Background(), tgt, []byte(content))
+		if err != nil || !res.Checked || res.Written || res.Reloaded {
+			t.Fatalf("content %q: result %+v, err %v", content, res, err)
+		}
+		if res.Changed != (content != "old") {
+			t.Errorf("content %q: Changed = %v", content, res.Changed)
+		}
+	}
+	if got, _ := os.ReadFile(seen); string(got) != "new\nold\n" {
+		t.Errorf("check_cmd saw %q, want both contents, the unchanged one too", got)
+	}
+	if got, _ := os.ReadFile(dest); string(got) != "old" {
+		t.Errorf("dest = %q, want it untouched", got)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "reloaded")); !os.IsNotExist(err) {
+		t.Error("reload_cmd ran in check-only mode")
+	}
+	if stages, _ := filepath.Glob(filepath.Join(dir, ".out.*")); len(stages) > 0 {
+		t.Errorf("stage files left: %q", stages)
+	}
+	tgt.CheckCmd = "echo bad; exit 2"
+	_, err := s.Sync(context.Background(), tgt, []byte("new"))
+	var ce *CommandError
+	if !errors.As(err, &ce) || ce.Kind != KindCheck || ce.ExitCode != 2 {
+		t.Errorf("failing check: err = %v", err)
+	}
+}

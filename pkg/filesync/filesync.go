@@ -52,6 +52,10 @@ type Options struct {
 	SyncOnly bool
 	// KeepStageFile leaves the stage file on disk for inspection; see Sync.
 	KeepStageFile bool
+	// CheckOnly stages the content and runs check_cmd on it, whether the
+	// destination differs or not, then removes the stage file: the
+	// destination is never written and reload_cmd never runs.
+	CheckOnly bool
 	// CommandTimeout bounds each check and reload command; 0 means no bound
 	// other than the context.
 	CommandTimeout time.Duration
@@ -67,6 +71,9 @@ type Result struct {
 	Written bool
 	// Reloaded is true when the reload command ran and succeeded.
 	Reloaded bool
+	// Checked is true when, in check-only mode, the content was staged
+	// and check_cmd (if any) passed.
+	Checked bool
 	// Diff is the unified diff from the current destination (empty when it
 	// does not exist) to the new content; set in noop mode only, and empty
 	// when only the mode or owner differ.
@@ -136,10 +143,10 @@ func (s *Syncer) Sync(ctx context.Context, t Target, content []byte) (res Result
 	if err != nil {
 		return res, err
 	}
-	if same && want.matches(cur) {
+	res.Changed = !same || !want.matches(cur)
+	if !res.Changed && !s.opts.CheckOnly {
 		return res, nil
 	}
-	res.Changed = true
 
 	if s.opts.Noop {
 		res.Diff, err = unifiedDiff(t.Dest, cur.exists, content)
@@ -161,6 +168,10 @@ func (s *Syncer) Sync(ctx context.Context, t Target, content []byte) (res Result
 		if err != nil {
 			return res, err
 		}
+	}
+	if s.opts.CheckOnly {
+		res.Checked = true
+		return res, nil
 	}
 	// Past this point the destination changes; stop here rather than
 	// install a file whose reload is bound to fail.

@@ -227,6 +227,8 @@ func (p *Processor) step(ctx context.Context, u *unit, snap *kv.Snapshot, st *un
 	}
 	fields := logrus.Fields{"bytes": size, "duration": time.Since(start).Round(time.Microsecond)}
 	switch {
+	case res.Checked:
+		log.WithFields(fields).Info("check passed")
 	case res.Reloaded && !res.Written:
 		log.WithFields(fields).Info("reloaded")
 	case !res.Changed:
