@@ -82,7 +82,7 @@ func build(ctx context.Context, cfg *config.Config, log *logrus.Logger, stdout i
 		CheckOnly:      cfg.Check,
 		CommandTimeout: cfg.CommandTimeout,
 	})
-	proc, perrs := processor.New(log, a.poller, syncer, resources, processor.Options{DiffOut: stdout})
+	proc, perrs := processor.New(log, a.poller, syncer, resources, processor.Options{DiffOut: diffWriter(stdout)})
 	a.proc = proc
 	for _, e := range perrs {
 		log.WithError(e).Error("skipping resource")
