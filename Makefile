@@ -5,7 +5,7 @@ VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 
 LDFLAGS     := -s -w -X main.version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build test lint bench demo clean fuzz fuzz-smoke
+.PHONY: all build test lint bench demo clean fuzz fuzz-smoke install
 
 all: build
 
@@ -42,6 +42,25 @@ demo: build
 
 clean:
 	rm -rf bin
+
+# The binary to $(PREFIX)/bin, the systemd unit (examples/systemd) to
+# /etc/systemd/system, and the example conf.d/ and templates/ to /etc/confd
+# unless /etc/confd exists already. DESTDIR stages it all elsewhere.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/systemd/system
+	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/confd
+	sed 's|/usr/local/bin/confd|$(PREFIX)/bin/confd|' examples/systemd/confd.service > $(DESTDIR)/etc/systemd/system/confd.service
+	chmod 0644 $(DESTDIR)/etc/systemd/system/confd.service
+	@if [ -e $(DESTDIR)/etc/confd ]; then \
+		echo "$(DESTDIR)/etc/confd exists, left as it is"; \
+	else \
+		install -d $(DESTDIR)/etc/confd/conf.d $(DESTDIR)/etc/confd/templates && \
+		install -m 0644 conf.d/* $(DESTDIR)/etc/confd/conf.d/ && \
+		install -m 0644 templates/* $(DESTDIR)/etc/confd/templates/; \
+	fi
 
 # The fuzz targets, one after another, each for FUZZTIME. Plain `go test`
 # (and so `make test`) runs only their seed corpora under testdata/fuzz.

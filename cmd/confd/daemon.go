@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/sirupsen/logrus"
 
 	"github.com/etcdconfd/confd/pkg/config"
@@ -16,15 +17,27 @@ import (
 
 // daemon runs the watch or interval mode until ctx ends. SIGHUP loads the
 // configuration, resources and templates again; a new configuration with any
-// error is rejected and the running one goes on.
+// error is rejected and the running one goes on. Under systemd it reports
+// readiness, reloads and stopping, and pings the watchdog (see systemd.go).
 func daemon(ctx context.Context, args []string, cfg *config.Config, log *logrus.Logger, stdout io.Writer) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
+	sd := notifier{log: log}
+	// The watchdog outlives ctx, so that a sync finishing after SIGTERM is
+	// not cut short by a missed ping.
+	wdCtx, stopWatchdog := context.WithCancel(context.WithoutCancel(ctx))
+	waitWatchdog := sd.watchdog(wdCtx)
+	defer func() {
+		stopWatchdog()
+		waitWatchdog()
+	}()
+
 	cur, _ := build(ctx, cfg, log, stdout, true)
 	if cur == nil {
 		if ctx.Err() != nil {
+			sd.notify(sddaemon.SdNotifyStopping)
 			return exitOK
 		}
 		return exitFailure
@@ -32,25 +45,36 @@ func daemon(ctx context.Context, args []string, cfg *config.Config, log *logrus.
 	for {
 		runCtx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
-		go func() { done <- cur.run(runCtx) }()
+		ready := func() {
+			if runCtx.Err() == nil {
+				sd.notify(sddaemon.SdNotifyReady)
+			}
+		}
+		go func() { done <- cur.run(runCtx, ready) }()
 		cur.log.WithFields(logrus.Fields{"mode": cur.mode(), "resources": cur.proc.Len()}).Info("started")
 
 		next := (*app)(nil)
 		for next == nil {
 			select {
 			case <-ctx.Done():
+				sd.notify(sddaemon.SdNotifyStopping)
 				cancel()
 				<-done
 				cur.close()
 				cur.log.Info("stopped")
 				return exitOK
 			case err := <-done:
+				sd.notify(sddaemon.SdNotifyStopping)
 				cancel()
 				cur.close()
 				cur.log.WithError(err).Error("stopped")
 				return exitFailure
 			case <-hup:
-				next = reload(ctx, args, cur.log, stdout)
+				sd.notify(sddaemon.SdNotifyReloading)
+				if next = reload(ctx, args, cur.log, stdout); next == nil {
+					// The running configuration goes on, ready as it was.
+					sd.notify(sddaemon.SdNotifyReady)
+				}
 			}
 		}
 		cancel()
@@ -58,6 +82,7 @@ func daemon(ctx context.Context, args []string, cfg *config.Config, log *logrus.
 		cur.close()
 		next.proc.SetPendingReloads(cur.proc.PendingReloads())
 		cur = next
+		sd.log = cur.log
 	}
 }
 
@@ -99,11 +124,13 @@ func (a *app) mode() string {
 	return "interval"
 }
 
-// run runs the app's mode until ctx ends.
-func (a *app) run(ctx context.Context) error {
+// run runs the app's mode until ctx ends; it calls ready once every
+// resource has had its first render attempt.
+func (a *app) run(ctx context.Context, ready func()) error {
 	opts := processor.DaemonOptions{
 		Interval: time.Duration(a.cfg.Interval) * time.Second,
 		Grace:    a.cfg.CommandTimeout,
+		Ready:    ready,
 	}
 	if a.cfg.Wait != "" {
 		var err error

@@ -36,6 +36,12 @@ type DaemonOptions struct {
 	// Grace is how long an in-flight sync may go on once ctx ends, so that
 	// a check that is running can finish and its file be installed.
 	Grace time.Duration
+	// Ready, when set, is called once, as soon as every resource has had
+	// its first render attempt, whether it succeeded or failed: in watch
+	// mode when each resource's first render from the first snapshot has
+	// finished, in interval mode after the first tick that read the keys.
+	// With no resources it is called at once. It must not block.
+	Ready func()
 }
 
 func (o DaemonOptions) withDefaults() DaemonOptions {
@@ -61,9 +67,13 @@ func (p *Processor) Watch(ctx context.Context, w Watcher, opts DaemonOptions) er
 	opts = opts.withDefaults()
 	if len(p.units) == 0 {
 		p.log.Warn("no template resources to watch")
+		if opts.Ready != nil {
+			opts.Ready()
+		}
 		<-ctx.Done()
 		return nil
 	}
+	stepped := readyAfter(len(p.units), opts.Ready)
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	syncCtx, stopSync := graceContext(runCtx, opts.Grace)
@@ -77,7 +87,7 @@ func (p *Processor) Watch(ctx context.Context, w Watcher, opts DaemonOptions) er
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			workers[i].loop(runCtx, syncCtx, opts.Interval)
+			workers[i].loop(runCtx, syncCtx, opts.Interval, stepped)
 		}()
 	}
 	err := w.Run(runCtx, p.roots(), func(snap *kv.Snapshot, changed []string) {
@@ -91,6 +101,18 @@ func (p *Processor) Watch(ctx context.Context, w Watcher, opts DaemonOptions) er
 	cancel()
 	wg.Wait()
 	return err
+}
+
+// readyAfter returns a function that calls ready, when not nil, on its
+// n-th call. Each worker calls it once, after its first render attempt.
+func readyAfter(n int, ready func()) func() {
+	var left atomic.Int64
+	left.Store(int64(n))
+	return func() {
+		if left.Add(-1) == 0 && ready != nil {
+			ready()
+		}
+	}
 }
 
 // graceContext returns a context that ends grace after ctx ends.
@@ -169,7 +191,9 @@ func (w *worker) notify() {
 	}
 }
 
-func (w *worker) loop(ctx, syncCtx context.Context, interval time.Duration) {
+// loop renders the resource whenever it is due until ctx ends; it calls
+// stepped once, after its first render attempt.
+func (w *worker) loop(ctx, syncCtx context.Context, interval time.Duration, stepped func()) {
 	bo := &backoff.ExponentialBackOff{
 		InitialInterval: w.minRetry, RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: w.maxRetry,
 	}
@@ -204,6 +228,10 @@ func (w *worker) loop(ctx, syncCtx context.Context, interval time.Duration) {
 			continue
 		}
 		err := w.p.step(syncCtx, w.u, snap, &w.u.state)
+		if stepped != nil {
+			stepped()
+			stepped = nil
+		}
 		// A change that came while this render ran means a burst: the
 		// next render waits for it to settle a little.
 		w.mu.Lock()

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -253,5 +254,38 @@ func TestWatchCarriesPendingReloadOver(t *testing.T) {
 			t.Fatal("the pending reload was not run")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestWatchReadyAfterEveryFirstAttempt(t *testing.T) {
+	dir := t.TempDir()
+	good := newResource(t, dir, "good", `{{getv "/a/v"}}`, "/a")
+	failing := newResource(t, dir, "failing", `{{getv "/a/missing"}}`, "/a")
+	p, _ := New(quietLogger(), nil, newCounting(nil), []resource.Resource{good, failing}, Options{})
+	ready := make(chan struct{})
+	var calls atomic.Int32
+	deliver := startWatch(t, p, DaemonOptions{Ready: func() {
+		if calls.Add(1) == 1 {
+			close(ready)
+		}
+	}})
+	select {
+	case <-ready:
+		t.Fatal("ready before any snapshot")
+	case <-time.After(50 * time.Millisecond):
+	}
+	deliver(kv.FromMap(1, map[string]string{"/a/v": "1"}), nil)
+	select {
+	case <-ready:
+	case <-time.After(10 * time.Second):
+		t.Fatal("not ready although every resource was tried (one failing)")
+	}
+	if b, err := os.ReadFile(good.Dest); err != nil || string(b) != "1" {
+		t.Errorf("ready before the good resource was written: %q, %v", b, err)
+	}
+	deliver(kv.FromMap(2, map[string]string{"/a/v": "2"}), []string{"/a/v"})
+	waitContent(t, good.Dest, "2")
+	if n := calls.Load(); n != 1 {
+		t.Errorf("Ready called %d times, want once", n)
 	}
 }

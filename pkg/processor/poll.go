@@ -20,7 +20,8 @@ type Poller interface {
 // whether anything under the resources' keys changed since the snapshot it
 // rendered, reads the keys again only when something did, and renders the
 // resources from the new snapshot. Resources that failed are tried again on
-// every tick. Poll returns nil when ctx ends.
+// every tick. opts.Ready is called after the first tick that read the keys.
+// Poll returns nil when ctx ends.
 func (p *Processor) Poll(ctx context.Context, src Poller, opts DaemonOptions) error {
 	opts = opts.withDefaults()
 	if opts.Interval <= 0 {
@@ -28,6 +29,9 @@ func (p *Processor) Poll(ctx context.Context, src Poller, opts DaemonOptions) er
 	}
 	if len(p.units) == 0 {
 		p.log.Warn("no template resources to poll")
+		if opts.Ready != nil {
+			opts.Ready()
+		}
 		<-ctx.Done()
 		return nil
 	}
@@ -37,6 +41,7 @@ func (p *Processor) Poll(ctx context.Context, src Poller, opts DaemonOptions) er
 	failed := make([]bool, len(p.units))
 	var snap *kv.Snapshot
 	var unavailable string
+	ready := opts.Ready
 
 	t := time.NewTicker(opts.Interval)
 	defer t.Stop()
@@ -59,6 +64,10 @@ func (p *Processor) Poll(ctx context.Context, src Poller, opts DaemonOptions) er
 			if snap != nil && (fresh != nil || failed[i]) {
 				failed[i] = p.step(syncCtx, u, snap, &u.state) != nil
 			}
+		}
+		if snap != nil && ready != nil {
+			ready()
+			ready = nil
 		}
 		select {
 		case <-ctx.Done():
