@@ -177,7 +177,9 @@ func (p *Processor) Once(ctx context.Context) error {
 	}
 	snap, err := p.src.Snapshot(ctx, p.roots())
 	if err != nil {
-		return fmt.Errorf("read keys: %w", err)
+		err = fmt.Errorf("read keys: %w", err)
+		p.log.WithError(err).Error("read keys failed")
+		return err
 	}
 	var errs []error
 	for _, u := range p.units {
