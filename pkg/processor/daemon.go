@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
+	"github.com/sirupsen/logrus"
 
 	"github.com/etcdconfd/confd/pkg/kv"
 )
@@ -73,7 +74,12 @@ func (p *Processor) Watch(ctx context.Context, w Watcher, opts DaemonOptions) er
 		<-ctx.Done()
 		return nil
 	}
-	stepped := readyAfter(len(p.units), opts.Ready)
+	stepped := readyAfter(len(p.units), func() {
+		p.log.WithField("resources", len(p.units)).Info("initial sync done")
+		if opts.Ready != nil {
+			opts.Ready()
+		}
+	})
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	syncCtx, stopSync := graceContext(runCtx, opts.Grace)
@@ -92,6 +98,9 @@ func (p *Processor) Watch(ctx context.Context, w Watcher, opts DaemonOptions) er
 	}
 	err := w.Run(runCtx, p.roots(), func(snap *kv.Snapshot, changed []string) {
 		latest.Store(snap)
+		if changed != nil {
+			p.log.WithFields(logrus.Fields{"keys": len(changed), "revision": snap.Revision()}).Info("keys changed")
+		}
 		for _, wk := range workers {
 			if changed == nil || wk.affected(changed) {
 				wk.notify()

@@ -41,7 +41,12 @@ func (p *Processor) Poll(ctx context.Context, src Poller, opts DaemonOptions) er
 	failed := make([]bool, len(p.units))
 	var snap *kv.Snapshot
 	var unavailable string
-	ready := opts.Ready
+	ready := func() {
+		p.log.WithField("resources", len(p.units)).Info("initial sync done")
+		if opts.Ready != nil {
+			opts.Ready()
+		}
+	}
 
 	t := time.NewTicker(opts.Interval)
 	defer t.Stop()
