@@ -354,6 +354,20 @@ func TestOnetimeBasicAuth(t *testing.T) {
 		t.Error("the password appears in the output")
 	}
 	golden(t, "seed-haproxy.cfg", readFile(t, filepath.Join(out, "haproxy.cfg")))
+
+	pwFile := filepath.Join(t.TempDir(), "password")
+	if err := os.WriteFile(pwFile, []byte("s3cret-pass\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(out, "haproxy.cfg"))
+	r = runConfd(t, nil, append(args, "-password-file", pwFile, "-log-level", "debug")...)
+	if r.code != 0 {
+		t.Fatalf("-password-file: exit %d", r.code)
+	}
+	if strings.Contains(r.stderr+r.stdout, "s3cret-pass") {
+		t.Error("the password appears in the output")
+	}
+	golden(t, "seed-haproxy.cfg", readFile(t, filepath.Join(out, "haproxy.cfg")))
 }
 
 func TestOnetimeLocalBackends(t *testing.T) {

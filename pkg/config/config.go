@@ -5,7 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -59,6 +61,9 @@ type Config struct {
 	BasicAuth bool
 	Username  string
 	Password  string
+	// PasswordFile names a file whose first line is the password; Load
+	// reads it into Password.
+	PasswordFile string
 
 	ConfDir    string
 	ConfigFile string // the config file that was looked for
@@ -100,6 +105,28 @@ type Config struct {
 	// Version asks for the version to be printed; Load returns without
 	// reading the config file or the environment when it is set.
 	Version bool
+}
+
+// readPasswordFile sets Password from the first line of PasswordFile. A
+// password on the command line is visible to every user of the machine in
+// the process list; a file readable by confd alone is not.
+func (c *Config) readPasswordFile() error {
+	if c.PasswordFile == "" {
+		return nil
+	}
+	if c.Password != "" {
+		return &usageError{errors.New("password and password-file are both set; use one")}
+	}
+	b, err := os.ReadFile(c.PasswordFile)
+	if err != nil {
+		return fmt.Errorf("read password file: %w", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	c.Password = strings.TrimSuffix(line, "\r")
+	if c.Password == "" {
+		return fmt.Errorf("read password file %s: the first line is empty", c.PasswordFile)
+	}
+	return nil
 }
 
 // ResourceDir is the directory of template resources, <confdir>/conf.d.
@@ -222,6 +249,9 @@ func Load(args []string, environ []string) (*Config, []string, error) {
 	c.ConfigFile = path
 
 	warnings = append(warnings, c.resolve(environ)...)
+	if err := c.readPasswordFile(); err != nil {
+		return nil, warnings, err
+	}
 	if err := c.Validate(); err != nil {
 		return nil, warnings, err
 	}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -420,5 +421,33 @@ func TestLoadWarnings(t *testing.T) {
 				t.Errorf("warnings:\n got %q\nwant %q", warnings, tt.want)
 			}
 		})
+	}
+}
+
+func TestPasswordFile(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "pw")
+	if err := os.WriteFile(file, []byte("s3cret\nignored\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, _, err := Load([]string{"-confdir", dir, "-password-file", file}, nil)
+	if err != nil || c.Password != "s3cret" {
+		t.Fatalf("Load = %v, password %q", err, c.Password)
+	}
+	c, _, err = Load([]string{"-confdir", dir}, []string{"CONFD_PASSWORD_FILE=" + file})
+	if err != nil || c.Password != "s3cret" {
+		t.Fatalf("from CONFD_PASSWORD_FILE: %v", err)
+	}
+	if _, _, err := Load([]string{"-confdir", dir, "-password-file", file, "-password", "x"}, nil); !errors.Is(err, ErrUsage) {
+		t.Errorf("password and password-file: err = %v, want a usage error", err)
+	}
+	if _, _, err := Load([]string{"-confdir", dir, "-password-file", filepath.Join(dir, "none")}, nil); err == nil || !strings.Contains(err.Error(), "read password file") {
+		t.Errorf("missing file: err = %v", err)
+	}
+	if err := os.WriteFile(file, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Load([]string{"-confdir", dir, "-password-file", file}, nil); err == nil {
+		t.Error("empty first line accepted")
 	}
 }
