@@ -19,6 +19,7 @@ import (
 	"github.com/etcdconfd/confd/pkg/filesync"
 	"github.com/etcdconfd/confd/pkg/kv"
 	"github.com/etcdconfd/confd/pkg/localkv"
+	"github.com/etcdconfd/confd/pkg/metrics"
 	"github.com/etcdconfd/confd/pkg/processor"
 	"github.com/etcdconfd/confd/pkg/resource"
 )
@@ -47,10 +48,11 @@ func (a *app) close() {
 // build loads the resources of cfg and connects to its backend. Broken
 // resources are logged and returned as errors; the app runs the others. A
 // nil app means nothing can run. With wait, an unreachable etcd is waited
-// for until ctx ends.
-func build(ctx context.Context, cfg *config.Config, log *logrus.Logger, stdout io.Writer, wait bool) (*app, []error) {
+// for until ctx ends. m, when not nil, observes the app.
+func build(ctx context.Context, cfg *config.Config, log *logrus.Logger, stdout io.Writer, wait bool, m *metrics.Metrics) (*app, []error) {
 	resources, errs := loadResources(cfg, log)
 	a := &app{cfg: cfg, log: log}
+	procObs, mirrorObs := observers(m)
 	switch cfg.Backend {
 	case config.BackendEnv:
 		environ := os.Environ()
@@ -67,7 +69,9 @@ func build(ctx context.Context, cfg *config.Config, log *logrus.Logger, stdout i
 		}
 		a.poller = &etcd.Reader{Client: cli, PageSize: etcd.DefaultPageSize, RequestTimeout: cfg.RequestTimeout}
 		a.client = &etcdClient{
-			mirror: etcd.NewMirror(cli, log, etcd.MirrorOptions{RequestTimeout: cfg.RequestTimeout, StaleTimeout: cfg.WatchTimeout}),
+			mirror: etcd.NewMirror(cli, log, etcd.MirrorOptions{
+				RequestTimeout: cfg.RequestTimeout, StaleTimeout: cfg.WatchTimeout, Observer: mirrorObs,
+			}),
 			close: func() {
 				if err := cli.Close(); err != nil {
 					log.WithError(err).Debug("close etcd client")
@@ -82,7 +86,7 @@ func build(ctx context.Context, cfg *config.Config, log *logrus.Logger, stdout i
 		CheckOnly:      cfg.Check,
 		CommandTimeout: cfg.CommandTimeout,
 	})
-	proc, perrs := processor.New(log, a.poller, syncer, resources, processor.Options{DiffOut: diffWriter(stdout)})
+	proc, perrs := processor.New(log, a.poller, syncer, resources, processor.Options{DiffOut: diffWriter(stdout), Observer: procObs})
 	a.proc = proc
 	for _, e := range perrs {
 		log.WithError(e).Error("skipping resource")

@@ -12,6 +12,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/etcdconfd/confd/pkg/config"
+	"github.com/etcdconfd/confd/pkg/metrics"
 	"github.com/etcdconfd/confd/pkg/processor"
 )
 
@@ -34,7 +35,19 @@ func daemon(ctx context.Context, args []string, cfg *config.Config, log *logrus.
 		waitWatchdog()
 	}()
 
-	cur, _ := build(ctx, cfg, log, stdout, true)
+	mctx, stopMetrics := context.WithCancel(ctx)
+	m, waitMetrics, err := startMetrics(mctx, cfg, log)
+	if err != nil {
+		stopMetrics()
+		log.WithError(err).Error("start metrics")
+		return exitFailure
+	}
+	defer func() {
+		stopMetrics()
+		waitMetrics()
+	}()
+
+	cur, _ := build(ctx, cfg, log, stdout, true, m)
 	if cur == nil {
 		if ctx.Err() != nil {
 			sd.notify(sddaemon.SdNotifyStopping)
@@ -49,6 +62,9 @@ func daemon(ctx context.Context, args []string, cfg *config.Config, log *logrus.
 			if runCtx.Err() == nil {
 				sd.notify(sddaemon.SdNotifyReady)
 			}
+		}
+		if m != nil {
+			m.SetResources(cur.proc.Names())
 		}
 		go func() { done <- cur.run(runCtx, ready) }()
 		cur.log.WithFields(logrus.Fields{"mode": cur.mode(), "resources": cur.proc.Len()}).Info("started")
@@ -71,7 +87,7 @@ func daemon(ctx context.Context, args []string, cfg *config.Config, log *logrus.
 				return exitFailure
 			case <-hup:
 				sd.notify(sddaemon.SdNotifyReloading)
-				if next = reload(ctx, args, cur.log, stdout); next == nil {
+				if next = reload(ctx, args, cur.log, stdout, m); next == nil {
 					// The running configuration goes on, ready as it was.
 					sd.notify(sddaemon.SdNotifyReady)
 				}
@@ -88,7 +104,7 @@ func daemon(ctx context.Context, args []string, cfg *config.Config, log *logrus.
 
 // reload builds the app of the configuration on disk now, or returns nil
 // when it has any error.
-func reload(ctx context.Context, args []string, log *logrus.Logger, stdout io.Writer) *app {
+func reload(ctx context.Context, args []string, log *logrus.Logger, stdout io.Writer, m *metrics.Metrics) *app {
 	log.Info("SIGHUP: loading the configuration again")
 	cfg, warnings, err := config.Load(args, os.Environ())
 	if err != nil {
@@ -105,7 +121,7 @@ func reload(ctx context.Context, args []string, log *logrus.Logger, stdout io.Wr
 	}
 	bctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout+cfg.RequestTimeout)
 	defer cancel()
-	a, errs := build(bctx, cfg, nlog, stdout, false)
+	a, errs := build(bctx, cfg, nlog, stdout, false, m)
 	if a == nil || len(errs) > 0 {
 		if a != nil {
 			a.close()

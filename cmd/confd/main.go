@@ -81,7 +81,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // onetime renders every resource once.
 func onetime(ctx context.Context, cfg *config.Config, log *logrus.Logger, stdout io.Writer) int {
-	a, errs := build(ctx, cfg, log, stdout, false)
+	a, errs := build(ctx, cfg, log, stdout, false, nil)
 	if a == nil {
 		return exitFailure
 	}

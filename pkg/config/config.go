@@ -102,6 +102,10 @@ type Config struct {
 	RequestTimeout time.Duration // limit for one etcd request
 	WatchTimeout   time.Duration // silence after which a watch is set up again
 
+	// MetricsAddr, when set, is the host:port on which the daemon modes
+	// serve /metrics, /healthz and /readyz.
+	MetricsAddr string
+
 	// Version asks for the version to be printed; Load returns without
 	// reading the config file or the environment when it is set.
 	Version bool

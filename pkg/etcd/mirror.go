@@ -37,7 +37,33 @@ type MirrorOptions struct {
 	// MinBackoff and MaxBackoff bound the jittered exponential delay
 	// between attempts while etcd is unavailable.
 	MinBackoff, MaxBackoff time.Duration
+	// Observer, when set, is told how the mirror is doing.
+	Observer MirrorObserver
 }
+
+// MirrorObserver is told how a Mirror is doing, from the goroutine of Run;
+// its methods must return quickly.
+type MirrorObserver interface {
+	// State reports that etcd became available (up) or unavailable, with
+	// the error that made it so; the first call comes with the first
+	// listing or failure.
+	State(up bool, err error)
+	// Revision reports the revision of every new snapshot.
+	Revision(rev int64)
+	// Reconnected reports a watch set up again after it failed.
+	Reconnected()
+	// Compacted reports a re-listing because etcd compacted the revision
+	// the watch needed.
+	Compacted()
+}
+
+// nopMirrorObserver is the MirrorObserver of a Mirror without one.
+type nopMirrorObserver struct{}
+
+func (nopMirrorObserver) State(bool, error) {}
+func (nopMirrorObserver) Revision(int64)    {}
+func (nopMirrorObserver) Reconnected()      {}
+func (nopMirrorObserver) Compacted()        {}
 
 func (o MirrorOptions) withDefaults() MirrorOptions {
 	if o.PageSize <= 0 {
@@ -54,6 +80,9 @@ func (o MirrorOptions) withDefaults() MirrorOptions {
 	}
 	if o.MaxBackoff < o.MinBackoff {
 		o.MaxBackoff = max(DefaultMaxBackoff, o.MinBackoff)
+	}
+	if o.Observer == nil {
+		o.Observer = nopMirrorObserver{}
 	}
 	return o
 }
@@ -96,7 +125,8 @@ func (m *Mirror) Run(ctx context.Context, prefixes []string, fn func(snap *kv.Sn
 	if len(spans) == 0 {
 		return errors.New("mirror etcd: no prefixes")
 	}
-	st := &mirrorState{log: m.log}
+	obs := m.opts.Observer
+	st := &mirrorState{log: m.log, obs: obs}
 	bo := &backoff.ExponentialBackOff{
 		InitialInterval:     m.opts.MinBackoff,
 		RandomizationFactor: 0.5,
@@ -120,6 +150,7 @@ func (m *Mirror) Run(ctx context.Context, prefixes []string, fn func(snap *kv.Sn
 			snap = s
 			st.available(snap.Revision())
 			m.log.WithFields(logrus.Fields{"revision": snap.Revision(), "keys": snap.Len()}).Debug("listed keys")
+			obs.Revision(snap.Revision())
 			fn(snap, nil)
 		}
 		err := m.watch(ctx, spans, &snap, fn, st, bo)
@@ -129,8 +160,10 @@ func (m *Mirror) Run(ctx context.Context, prefixes []string, fn func(snap *kv.Sn
 			// The events after our revision are gone: list again. Jumping
 			// to the compact revision could miss deletes.
 			m.log.WithField("revision", snap.Revision()).Warn("watch revision compacted, listing again")
+			obs.Compacted()
 			snap = nil
 		default:
+			obs.Reconnected()
 			st.unavailable(err)
 			sleep(ctx, bo.NextBackOff())
 		}
@@ -193,6 +226,7 @@ func (m *Mirror) watch(ctx context.Context, spans []span, snap **kv.Snapshot, fn
 				continue
 			}
 			*snap = (*snap).Apply(resp.Events[len(resp.Events)-1].Kv.ModRevision, changes)
+			st.obs.Revision((*snap).Revision())
 			fn(*snap, changed)
 		case now := <-tick.C:
 			silent := now.Sub(last)
@@ -270,10 +304,12 @@ func filterEvents(spans []span, rev int64, events []*clientv3.Event) ([]kv.Chang
 }
 
 // mirrorState logs the changes between available and unavailable once
-// each, not once per attempt.
+// each, not once per attempt, and tells the observer.
 type mirrorState struct {
-	log  *logrus.Logger
-	down bool
+	log   *logrus.Logger
+	obs   MirrorObserver
+	known bool // whether obs has been told a state yet
+	down  bool
 }
 
 func (s *mirrorState) unavailable(err error) {
@@ -281,16 +317,22 @@ func (s *mirrorState) unavailable(err error) {
 		s.log.WithError(err).Debug("etcd still unavailable")
 		return
 	}
-	s.down = true
+	s.down, s.known = true, true
 	s.log.WithError(err).Warn("etcd unavailable, keeping the last good files")
+	s.obs.State(false, err)
 }
 
 func (s *mirrorState) available(rev int64) {
+	if !s.known {
+		s.known = true
+		s.obs.State(true, nil)
+	}
 	if !s.down {
 		return
 	}
 	s.down = false
 	s.log.WithField("revision", rev).Info("etcd back")
+	s.obs.State(true, nil)
 }
 
 // sleep waits for d or until ctx ends.

@@ -162,11 +162,13 @@ func TestMirrorDetectsSilentWatchAndCompaction(t *testing.T) {
 		t.Fatal(err)
 	}
 	log, buf := testLogger()
+	obs := &stateRecorder{}
 	r := runMirror(t, NewMirror(c, log, MirrorOptions{
 		StaleTimeout:   1500 * time.Millisecond,
 		MinBackoff:     50 * time.Millisecond,
 		MaxBackoff:     200 * time.Millisecond,
 		RequestTimeout: time.Second,
+		Observer:       obs,
 	}), []string{"/app"})
 	r.waitFor(t, "the listing", 10*time.Second, func(s *kv.Snapshot) bool { return s.Len() == 1 })
 
@@ -193,11 +195,22 @@ func TestMirrorDetectsSilentWatchAndCompaction(t *testing.T) {
 	}
 
 	proxy.Heal()
-	r.waitFor(t, "catching up after healing", 20*time.Second, func(s *kv.Snapshot) bool { return equalsEtcd(t, direct, s) })
+	last := r.waitFor(t, "catching up after healing", 20*time.Second, func(s *kv.Snapshot) bool { return equalsEtcd(t, direct, s) })
 	for _, want := range []string{"etcd back", "compacted, listing again"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("log does not say %q:\n%s", want, buf)
 		}
+	}
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if want := []bool{true, false, true}; !reflect.DeepEqual(obs.states, want) {
+		t.Errorf("observer states = %v, want %v", obs.states, want)
+	}
+	if obs.reconnects < 1 || obs.compactions != 1 {
+		t.Errorf("observer saw %d reconnects and %d compactions, want >= 1 and 1", obs.reconnects, obs.compactions)
+	}
+	if obs.revision != last.Revision() {
+		t.Errorf("observer revision = %d, want %d", obs.revision, last.Revision())
 	}
 }
 

@@ -194,6 +194,7 @@ func (w *worker) notify() {
 	}
 	w.last = now
 	w.mu.Unlock()
+	w.p.opts.Observer.Pending(w.u.res.Name, true)
 	select {
 	case w.kick <- struct{}{}:
 	default:

@@ -46,7 +46,34 @@ type Options struct {
 	DiffOut io.Writer
 	// Render is passed to every template.
 	Render render.Options
+	// Observer is told the outcome of every render; nil tells no one.
+	Observer Observer
 }
+
+// Observer is told how each resource is doing, from the goroutine that
+// renders it; its methods must return quickly. It must be safe for
+// concurrent use.
+type Observer interface {
+	// Rendered reports one render of resource from the snapshot at
+	// revision rev, install and commands included, that took d; err is
+	// nil when the file is now current.
+	Rendered(resource string, rev int64, d time.Duration, err error)
+	// Checked reports a run of check_cmd; err is nil when it passed.
+	Checked(resource string, err error)
+	// Reloaded reports a run of reload_cmd; err is nil when it passed.
+	Reloaded(resource string, err error)
+	// Pending reports whether the resource's file is behind the keys: a
+	// change not rendered yet, or a failure to try again.
+	Pending(resource string, pending bool)
+}
+
+// nopObserver is the Observer of a Processor without one.
+type nopObserver struct{}
+
+func (nopObserver) Rendered(string, int64, time.Duration, error) {}
+func (nopObserver) Checked(string, error)                        {}
+func (nopObserver) Reloaded(string, error)                       {}
+func (nopObserver) Pending(string, bool)                         {}
 
 // Error is the failure of one resource in one step.
 type Error struct {
@@ -89,6 +116,9 @@ type Processor struct {
 // not parse is left out and reported in the returned errors (one *Error
 // each); the others are kept.
 func New(log *logrus.Logger, src Source, syncer Syncer, resources []resource.Resource, opts Options) (*Processor, []error) {
+	if opts.Observer == nil {
+		opts.Observer = nopObserver{}
+	}
 	p := &Processor{log: log, src: src, sync: syncer, opts: opts}
 	var errs []error
 	for _, r := range resources {
@@ -152,6 +182,15 @@ func (p *Processor) SetPendingReloads(dests []string) {
 // Len is the number of resources the processor handles.
 func (p *Processor) Len() int { return len(p.units) }
 
+// Names returns the names of the resources the processor handles, in order.
+func (p *Processor) Names() []string {
+	names := make([]string, len(p.units))
+	for i, u := range p.units {
+		names[i] = u.res.Name
+	}
+	return names
+}
+
 // roots returns the union of the key roots of every resource, sorted.
 func (p *Processor) roots() []string {
 	set := map[string]struct{}{}
@@ -213,6 +252,7 @@ func (p *Processor) step(ctx context.Context, u *unit, snap *kv.Snapshot, st *un
 		_, err = p.sync.Reload(ctx, u.target)
 		res.Reloaded = err == nil
 	}
+	p.observe(u, snap.Revision(), time.Since(start), res, err)
 	if err != nil {
 		p.logFailure(log, err, st)
 		if st != nil {
@@ -261,6 +301,31 @@ func (p *Processor) render(ctx context.Context, u *unit, snap *kv.Snapshot) (fil
 		return res, len(content), &Error{Resource: u.res.Name, Op: "sync", Err: err}
 	}
 	return res, len(content), nil
+}
+
+// observe tells the observer the outcome of one step.
+func (p *Processor) observe(u *unit, rev int64, d time.Duration, res filesync.Result, err error) {
+	obs, name := p.opts.Observer, u.res.Name
+	obs.Rendered(name, rev, d, err)
+	var ce *filesync.CommandError
+	switch {
+	case errors.As(err, &ce) && ce.Kind == filesync.KindCheck:
+		obs.Checked(name, err)
+	case errors.As(err, &ce) && ce.Kind == filesync.KindReload:
+		if res.Written && u.target.CheckCmd != "" {
+			obs.Checked(name, nil)
+		}
+		obs.Reloaded(name, err)
+	case err == nil:
+		// Without -sync-only, a check_cmd ran before every install.
+		if res.Checked || (res.Written && u.target.CheckCmd != "") {
+			obs.Checked(name, nil)
+		}
+		if res.Reloaded {
+			obs.Reloaded(name, nil)
+		}
+	}
+	obs.Pending(name, err != nil)
 }
 
 // logFailure logs a failed step; with st, only when it differs from the
