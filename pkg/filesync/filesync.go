@@ -78,6 +78,10 @@ type Result struct {
 	// does not exist) to the new content; set in noop mode only, and empty
 	// when only the mode or owner differ.
 	Diff string
+	// CheckRan and ReloadRan say whether each command ran (whatever its
+	// result), and CheckDuration and ReloadDuration how long it took.
+	CheckRan, ReloadRan           bool
+	CheckDuration, ReloadDuration time.Duration
 	// CheckOutput and ReloadOutput hold the combined output of the commands
 	// that ran, at most the last 64 KiB of each.
 	CheckOutput, ReloadOutput string
@@ -164,7 +168,9 @@ func (s *Syncer) Sync(ctx context.Context, t Target, content []byte) (res Result
 	defer func() { err = joinErr(err, st.release()) }()
 
 	if !s.opts.SyncOnly && t.CheckCmd != "" {
+		start := time.Now()
 		res.CheckOutput, err = s.run(ctx, log, t, KindCheck, t.CheckCmd, st.path)
+		res.CheckRan, res.CheckDuration = true, time.Since(start)
 		if err != nil {
 			return res, err
 		}
@@ -196,7 +202,9 @@ func (s *Syncer) Sync(ctx context.Context, t Target, content []byte) (res Result
 	res.Written = true
 
 	if !s.opts.SyncOnly && t.ReloadCmd != "" {
+		start := time.Now()
 		res.ReloadOutput, err = s.run(ctx, log, t, KindReload, t.ReloadCmd, st.path)
+		res.ReloadRan, res.ReloadDuration = true, time.Since(start)
 		if err != nil {
 			return res, err
 		}

@@ -45,6 +45,7 @@ type Metrics struct {
 	checks      *prometheus.CounterVec
 	reloads     *prometheus.CounterVec
 	renderTime  *prometheus.HistogramVec
+	commandTime *prometheus.HistogramVec
 	pending     *prometheus.GaugeVec
 	etcdUp      prometheus.Gauge
 	lastEvent   prometheus.Gauge
@@ -93,6 +94,11 @@ func New(reg prometheus.Registerer, opts Options) (*Metrics, error) {
 			Help:    "Time of one render of the resource, install and commands included.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
 		}, []string{"resource"}),
+		commandTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "confd_command_duration_seconds",
+			Help:    "Time of one run of the resource's check_cmd or reload_cmd (kind check or reload).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
+		}, []string{"resource", "kind"}),
 		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "confd_resource_pending",
 			Help: "1 while the resource's file is behind the keys (a change not rendered yet, or a failure to retry), else 0.",
@@ -115,7 +121,7 @@ func New(reg prometheus.Registerer, opts Options) (*Metrics, error) {
 		}),
 	}
 	for _, c := range []prometheus.Collector{
-		m.lastSuccess, m.revision, m.renders, m.checks, m.reloads, m.renderTime,
+		m.lastSuccess, m.revision, m.renders, m.checks, m.reloads, m.renderTime, m.commandTime,
 		m.pending, m.etcdUp, m.lastEvent, m.reconnects, m.compactions,
 	} {
 		if err := reg.Register(c); err != nil {
@@ -146,7 +152,7 @@ func (m *Metrics) SetResources(names []string) {
 	for _, n := range m.order {
 		if _, ok := kept[n]; !ok {
 			for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
-				m.lastSuccess, m.revision, m.renders, m.checks, m.reloads, m.renderTime, m.pending,
+				m.lastSuccess, m.revision, m.renders, m.checks, m.reloads, m.renderTime, m.commandTime, m.pending,
 			} {
 				v.DeletePartialMatch(prometheus.Labels{"resource": n})
 			}
@@ -181,14 +187,16 @@ func (m *Metrics) Rendered(resource string, rev int64, d time.Duration, err erro
 	}
 }
 
-// Checked records a run of check_cmd.
-func (m *Metrics) Checked(resource string, err error) {
+// Checked records a run of check_cmd that took d.
+func (m *Metrics) Checked(resource string, d time.Duration, err error) {
 	m.checks.WithLabelValues(resource, result(err)).Inc()
+	m.commandTime.WithLabelValues(resource, "check").Observe(d.Seconds())
 }
 
-// Reloaded records a run of reload_cmd.
-func (m *Metrics) Reloaded(resource string, err error) {
+// Reloaded records a run of reload_cmd that took d.
+func (m *Metrics) Reloaded(resource string, d time.Duration, err error) {
 	m.reloads.WithLabelValues(resource, result(err)).Inc()
+	m.commandTime.WithLabelValues(resource, "reload").Observe(d.Seconds())
 }
 
 // Pending records whether resource's file is behind the keys.

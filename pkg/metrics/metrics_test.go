@@ -155,8 +155,8 @@ func TestMetricsEndpoint(t *testing.T) {
 	m.State(true, nil)
 	m.Revision(41)
 	m.Rendered("a.toml", 41, 3*time.Millisecond, nil)
-	m.Checked("a.toml", nil)
-	m.Reloaded("a.toml", errors.New("exit 1"))
+	m.Checked("a.toml", 20*time.Millisecond, nil)
+	m.Reloaded("a.toml", 30*time.Millisecond, errors.New("exit 1"))
 	m.Pending("a.toml", true)
 	m.Reconnected()
 	m.Reconnected()
@@ -174,6 +174,8 @@ func TestMetricsEndpoint(t *testing.T) {
 		`confd_resource_revision{resource="a.toml"} 41`,
 		`confd_resource_pending{resource="a.toml"} 1`,
 		`confd_render_duration_seconds_count{resource="a.toml"} 1`,
+		`confd_command_duration_seconds_count{kind="check",resource="a.toml"} 1`,
+		`confd_command_duration_seconds_sum{kind="reload",resource="a.toml"} 0.03`,
 		`confd_etcd_up 1`,
 		`confd_last_event_revision 41`,
 		`confd_watch_reconnects_total 2`,

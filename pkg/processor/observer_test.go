@@ -35,9 +35,13 @@ func errText(err error) string {
 func (r *recorder) Rendered(res string, rev int64, _ time.Duration, err error) {
 	r.add("rendered %s %d %s", res, rev, errText(err))
 }
-func (r *recorder) Checked(res string, err error)  { r.add("checked %s %s", res, errText(err)) }
-func (r *recorder) Reloaded(res string, err error) { r.add("reloaded %s %s", res, errText(err)) }
-func (r *recorder) Pending(res string, p bool)     { r.add("pending %s %v", res, p) }
+func (r *recorder) Checked(res string, _ time.Duration, err error) {
+	r.add("checked %s %s", res, errText(err))
+}
+func (r *recorder) Reloaded(res string, _ time.Duration, err error) {
+	r.add("reloaded %s %s", res, errText(err))
+}
+func (r *recorder) Pending(res string, p bool) { r.add("pending %s %v", res, p) }
 
 func TestObserverSeesEveryOutcome(t *testing.T) {
 	tests := []struct {

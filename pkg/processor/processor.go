@@ -58,10 +58,12 @@ type Observer interface {
 	// revision rev, install and commands included, that took d; err is
 	// nil when the file is now current.
 	Rendered(resource string, rev int64, d time.Duration, err error)
-	// Checked reports a run of check_cmd; err is nil when it passed.
-	Checked(resource string, err error)
-	// Reloaded reports a run of reload_cmd; err is nil when it passed.
-	Reloaded(resource string, err error)
+	// Checked reports a run of check_cmd that took d; err is nil when it
+	// passed.
+	Checked(resource string, d time.Duration, err error)
+	// Reloaded reports a run of reload_cmd that took d; err is nil when it
+	// passed.
+	Reloaded(resource string, d time.Duration, err error)
 	// Pending reports whether the resource's file is behind the keys: a
 	// change not rendered yet, or a failure to try again.
 	Pending(resource string, pending bool)
@@ -71,8 +73,8 @@ type Observer interface {
 type nopObserver struct{}
 
 func (nopObserver) Rendered(string, int64, time.Duration, error) {}
-func (nopObserver) Checked(string, error)                        {}
-func (nopObserver) Reloaded(string, error)                       {}
+func (nopObserver) Checked(string, time.Duration, error)         {}
+func (nopObserver) Reloaded(string, time.Duration, error)        {}
 func (nopObserver) Pending(string, bool)                         {}
 
 // Error is the failure of one resource in one step.
@@ -249,8 +251,10 @@ func (p *Processor) step(ctx context.Context, u *unit, snap *kv.Snapshot, st *un
 	start := time.Now()
 	res, size, err := p.render(ctx, u, snap)
 	if err == nil && !res.Changed && st != nil && st.reloadPending {
+		reloadStart := time.Now()
 		_, err = p.sync.Reload(ctx, u.target)
 		res.Reloaded = err == nil
+		res.ReloadRan, res.ReloadDuration = true, time.Since(reloadStart)
 	}
 	p.observe(u, snap.Revision(), time.Since(start), res, err)
 	if err != nil {
@@ -308,22 +312,17 @@ func (p *Processor) observe(u *unit, rev int64, d time.Duration, res filesync.Re
 	obs, name := p.opts.Observer, u.res.Name
 	obs.Rendered(name, rev, d, err)
 	var ce *filesync.CommandError
-	switch {
-	case errors.As(err, &ce) && ce.Kind == filesync.KindCheck:
-		obs.Checked(name, err)
-	case errors.As(err, &ce) && ce.Kind == filesync.KindReload:
-		if res.Written && u.target.CheckCmd != "" {
-			obs.Checked(name, nil)
+	failed := func(kind string) error {
+		if errors.As(err, &ce) && ce.Kind == kind {
+			return err
 		}
-		obs.Reloaded(name, err)
-	case err == nil:
-		// Without -sync-only, a check_cmd ran before every install.
-		if res.Checked || (res.Written && u.target.CheckCmd != "") {
-			obs.Checked(name, nil)
-		}
-		if res.Reloaded {
-			obs.Reloaded(name, nil)
-		}
+		return nil
+	}
+	if res.CheckRan {
+		obs.Checked(name, res.CheckDuration, failed(filesync.KindCheck))
+	}
+	if res.ReloadRan {
+		obs.Reloaded(name, res.ReloadDuration, failed(filesync.KindReload))
 	}
 	obs.Pending(name, err != nil)
 }
