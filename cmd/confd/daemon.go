@@ -67,7 +67,9 @@ func daemon(ctx context.Context, args []string, cfg *config.Config, log *logrus.
 			m.SetResources(cur.proc.Names())
 		}
 		go func() { done <- cur.run(runCtx, ready) }()
-		cur.log.WithFields(logrus.Fields{"mode": cur.mode(), "resources": cur.proc.Len()}).Info("started")
+		cur.log.WithFields(logrus.Fields{
+			"mode": cur.mode(), "resources": cur.proc.Len(), "version": version, "backend": cur.cfg.Backend,
+		}).Info("started")
 
 		next := (*app)(nil)
 		for next == nil {
