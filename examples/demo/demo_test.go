@@ -70,7 +70,7 @@ func TestDemo(t *testing.T) {
 		"confd exited with status 0",
 	}
 	daemonErr := []string{
-		"msg=started mode=watch resources=1",
+		"msg=started backend=etcdv3 mode=watch resources=1",
 		"revision=5", // the put
 		"revision=6", // the delete
 		"level=info msg=stopped",
