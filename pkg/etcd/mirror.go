@@ -55,6 +55,9 @@ type MirrorObserver interface {
 	// Compacted reports a re-listing because etcd compacted the revision
 	// the watch needed.
 	Compacted()
+	// Failed reports every failed attempt to list or watch, the silent
+	// watch included.
+	Failed(err error)
 }
 
 // nopMirrorObserver is the MirrorObserver of a Mirror without one.
@@ -64,6 +67,7 @@ func (nopMirrorObserver) State(bool, error) {}
 func (nopMirrorObserver) Revision(int64)    {}
 func (nopMirrorObserver) Reconnected()      {}
 func (nopMirrorObserver) Compacted()        {}
+func (nopMirrorObserver) Failed(error)      {}
 
 func (o MirrorOptions) withDefaults() MirrorOptions {
 	if o.PageSize <= 0 {
@@ -313,6 +317,7 @@ type mirrorState struct {
 }
 
 func (s *mirrorState) unavailable(err error) {
+	s.obs.Failed(err)
 	if s.down {
 		s.log.WithError(err).Debug("etcd still unavailable")
 		return

@@ -11,6 +11,7 @@ type stateRecorder struct {
 	revision    int64
 	reconnects  int
 	compactions int
+	failures    int
 }
 
 func (s *stateRecorder) State(up bool, _ error) {
@@ -35,4 +36,10 @@ func (s *stateRecorder) Compacted() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.compactions++
+}
+
+func (s *stateRecorder) Failed(error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failures++
 }

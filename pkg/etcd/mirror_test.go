@@ -206,6 +206,9 @@ func TestMirrorDetectsSilentWatchAndCompaction(t *testing.T) {
 	if want := []bool{true, false, true}; !reflect.DeepEqual(obs.states, want) {
 		t.Errorf("observer states = %v, want %v", obs.states, want)
 	}
+	if obs.failures < 1 {
+		t.Errorf("observer saw no failure while the watch was silent")
+	}
 	if obs.reconnects < 1 || obs.compactions != 1 {
 		t.Errorf("observer saw %d reconnects and %d compactions, want >= 1 and 1", obs.reconnects, obs.compactions)
 	}

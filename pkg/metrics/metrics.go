@@ -46,6 +46,7 @@ type Metrics struct {
 	reloads     *prometheus.CounterVec
 	renderTime  *prometheus.HistogramVec
 	commandTime *prometheus.HistogramVec
+	etcdErrors  prometheus.Counter
 	pending     *prometheus.GaugeVec
 	etcdUp      prometheus.Gauge
 	lastEvent   prometheus.Gauge
@@ -115,6 +116,10 @@ func New(reg prometheus.Registerer, opts Options) (*Metrics, error) {
 			Name: "confd_watch_reconnects_total",
 			Help: "etcd watches set up again after they failed or went silent.",
 		}),
+		etcdErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "confd_etcd_errors_total",
+			Help: "Failed attempts to list or watch the keys in etcd, a watch that went silent included.",
+		}),
 		compactions: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "confd_compactions_total",
 			Help: "Re-listings of the keys because etcd compacted the revision the watch needed.",
@@ -122,7 +127,7 @@ func New(reg prometheus.Registerer, opts Options) (*Metrics, error) {
 	}
 	for _, c := range []prometheus.Collector{
 		m.lastSuccess, m.revision, m.renders, m.checks, m.reloads, m.renderTime, m.commandTime,
-		m.pending, m.etcdUp, m.lastEvent, m.reconnects, m.compactions,
+		m.pending, m.etcdUp, m.lastEvent, m.reconnects, m.compactions, m.etcdErrors,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
@@ -198,6 +203,9 @@ func (m *Metrics) Reloaded(resource string, d time.Duration, err error) {
 	m.reloads.WithLabelValues(resource, result(err)).Inc()
 	m.commandTime.WithLabelValues(resource, "reload").Observe(d.Seconds())
 }
+
+// Failed records a failed attempt to list or watch the keys in etcd.
+func (m *Metrics) Failed(error) { m.etcdErrors.Inc() }
 
 // Pending records whether resource's file is behind the keys.
 func (m *Metrics) Pending(resource string, pending bool) {

@@ -161,6 +161,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	m.Reconnected()
 	m.Reconnected()
 	m.Compacted()
+	m.Failed(errors.New("no leader"))
 
 	code, body := get(t, m.Handler(reg), "/metrics")
 	if code != http.StatusOK {
@@ -180,6 +181,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		`confd_last_event_revision 41`,
 		`confd_watch_reconnects_total 2`,
 		`confd_compactions_total 1`,
+		`confd_etcd_errors_total 1`,
 	} {
 		if !strings.Contains(body, want+"\n") {
 			t.Errorf("GET /metrics has no line %q", want)
