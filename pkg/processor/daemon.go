@@ -67,19 +67,9 @@ func (o DaemonOptions) withDefaults() DaemonOptions {
 func (p *Processor) Watch(ctx context.Context, w Watcher, opts DaemonOptions) error {
 	opts = opts.withDefaults()
 	if len(p.units) == 0 {
-		p.log.Warn("no template resources to watch")
-		if opts.Ready != nil {
-			opts.Ready()
-		}
-		<-ctx.Done()
-		return nil
+		return p.idle(ctx, opts, "watch")
 	}
-	stepped := readyAfter(len(p.units), func() {
-		p.log.WithField("resources", len(p.units)).Info("initial sync done")
-		if opts.Ready != nil {
-			opts.Ready()
-		}
-	})
+	stepped := readyAfter(len(p.units), p.synced(opts))
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	syncCtx, stopSync := graceContext(runCtx, opts.Grace)
@@ -112,15 +102,40 @@ func (p *Processor) Watch(ctx context.Context, w Watcher, opts DaemonOptions) er
 	return err
 }
 
-// readyAfter returns a function that calls ready, when not nil, on its
-// n-th call. Each worker calls it once, after its first render attempt.
+// readyAfter returns a function that calls ready on its n-th call. Each
+// worker calls it once, after its first render attempt.
 func readyAfter(n int, ready func()) func() {
 	var left atomic.Int64
 	left.Store(int64(n))
 	return func() {
-		if left.Add(-1) == 0 && ready != nil {
+		if left.Add(-1) == 0 {
 			ready()
 		}
+	}
+}
+
+// synced returns what a mode calls once every resource has had its first
+// render attempt: it logs so and tells opts.Ready.
+func (p *Processor) synced(opts DaemonOptions) func() {
+	return func() {
+		p.log.WithField("resources", len(p.units)).Info("initial sync done")
+		opts.ready()
+	}
+}
+
+// idle runs a mode without resources: ready at once, then nothing to do
+// until ctx ends.
+func (p *Processor) idle(ctx context.Context, opts DaemonOptions, mode string) error {
+	p.log.Warn("no template resources to " + mode)
+	opts.ready()
+	<-ctx.Done()
+	return nil
+}
+
+// ready calls Ready when it is set.
+func (o DaemonOptions) ready() {
+	if o.Ready != nil {
+		o.Ready()
 	}
 }
 

@@ -28,12 +28,7 @@ func (p *Processor) Poll(ctx context.Context, src Poller, opts DaemonOptions) er
 		return errors.New("poll: interval must be positive")
 	}
 	if len(p.units) == 0 {
-		p.log.Warn("no template resources to poll")
-		if opts.Ready != nil {
-			opts.Ready()
-		}
-		<-ctx.Done()
-		return nil
+		return p.idle(ctx, opts, "poll")
 	}
 	syncCtx, stopSync := graceContext(ctx, opts.Grace)
 	defer stopSync()
@@ -41,12 +36,7 @@ func (p *Processor) Poll(ctx context.Context, src Poller, opts DaemonOptions) er
 	failed := make([]bool, len(p.units))
 	var snap *kv.Snapshot
 	var unavailable string
-	ready := func() {
-		p.log.WithField("resources", len(p.units)).Info("initial sync done")
-		if opts.Ready != nil {
-			opts.Ready()
-		}
-	}
+	ready := p.synced(opts)
 
 	t := time.NewTicker(opts.Interval)
 	defer t.Stop()
