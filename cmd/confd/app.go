@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/sirupsen/logrus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -162,7 +163,11 @@ func connect(ctx context.Context, cfg *config.Config, log *logrus.Logger, wait b
 	if cfg.BasicAuth {
 		ecfg.Username, ecfg.Password = cfg.Username, cfg.Password
 	}
-	delay := 200 * time.Millisecond
+	// The same jittered, capped backoff as the etcd mirror's.
+	bo := &backoff.ExponentialBackOff{
+		InitialInterval: etcd.DefaultMinBackoff, RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: etcd.DefaultMaxBackoff,
+	}
+	bo.Reset()
 	for logged := false; ; {
 		cli, err := etcd.NewClient(ctx, ecfg, log)
 		if err == nil || !wait || ctx.Err() != nil {
@@ -175,9 +180,8 @@ func connect(ctx context.Context, cfg *config.Config, log *logrus.Logger, wait b
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-time.After(delay):
+		case <-time.After(bo.NextBackOff()):
 		}
-		delay = min(2*delay, 10*time.Second)
 	}
 }
 
