@@ -73,6 +73,7 @@ define fuzz-each
 	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(1) ./pkg/kv/
 	$(GO) test -run '^$$' -fuzz '^FuzzMirrorEvents$$' -fuzztime $(1) ./pkg/etcd/
 	$(GO) test -run '^$$' -fuzz '^FuzzFuncs$$' -fuzztime $(1) ./pkg/render/
+	$(GO) test -run '^$$' -fuzz '^FuzzFastPath$$' -fuzztime $(1) ./pkg/render/
 endef
 
 fuzz:

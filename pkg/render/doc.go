@@ -9,6 +9,13 @@
 // division by zero panicking, a failed DNS lookup silently yielding no
 // records, ...) render is right; docs/template-functions.md lists each case.
 //
+// Templates are executed by a compiled fast path (fast.go) where they use
+// only what it knows, which covers the templates confd users write; it
+// gives text/template's output byte for byte, and falls back to
+// text/template for anything else and for every error, so that errors read
+// as text/template's. Tests compare both paths on fixed and generated
+// templates (FuzzFastPath).
+//
 // render writes no files and runs no commands; the only outside world its
 // functions reach is the environment, the clock, file metadata (fileExists)
 // and DNS (lookupIP, lookupSRV), each of which can be replaced through

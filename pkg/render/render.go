@@ -84,6 +84,11 @@ type Template struct {
 	// sizeHint is the length of the last output, used to size the next
 	// output buffer in one allocation.
 	sizeHint atomic.Int64
+	// prog is the template compiled for the fast path (see fast.go), or
+	// nil when it uses what the fast path does not handle.
+	prog *program
+	// funcs are the functions that do not depend on a binding.
+	funcs template.FuncMap
 }
 
 // clone is a copy of the parsed template whose store and DNS functions
@@ -91,6 +96,9 @@ type Template struct {
 type clone struct {
 	tmpl *template.Template
 	b    *binding
+	// fns are the functions the fast path calls, indexed like
+	// prog.funcs, the store and DNS ones bound to b.
+	fns []any
 }
 
 // ParseFile reads and parses the template file at path. The path names the
@@ -115,7 +123,10 @@ func Parse(name, text string, opts Options) (*Template, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Template{name: name, opts: opts, tmpl: tmpl}
+	t := &Template{name: name, opts: opts, tmpl: tmpl, funcs: funcs}
+	if prog, err := compile(tmpl, funcs); err == nil {
+		t.prog = prog
+	}
 	t.sizeHint.Store(int64(len(text)))
 	return t, nil
 }
@@ -132,8 +143,20 @@ func (t *Template) getClone() (*clone, error) {
 		return nil, err
 	}
 	b := &binding{resolver: t.opts.Resolver}
-	tmpl.Funcs(b.funcs())
-	return &clone{tmpl: tmpl, b: b}, nil
+	bound := b.funcs()
+	tmpl.Funcs(bound)
+	c := &clone{tmpl: tmpl, b: b}
+	if t.prog != nil {
+		c.fns = make([]any, len(t.prog.funcs))
+		for i, name := range t.prog.funcs {
+			if fn, ok := bound[name]; ok {
+				c.fns[i] = fn
+			} else {
+				c.fns[i] = t.funcs[name]
+			}
+		}
+	}
+	return c, nil
 }
 
 // Execute renders the template against s and returns the output. ctx
@@ -160,7 +183,10 @@ func (t *Template) Execute(ctx context.Context, s Store) (out []byte, err error)
 			out, err = nil, fmt.Errorf("execute template %s: panic: %v", t.name, r)
 		}
 	}()
-	err = c.tmpl.Execute(&buf, nil)
+	if t.prog == nil || !t.runFast(c, &buf) {
+		buf = chunkWriter{first: int(hint + hint/8)}
+		err = c.tmpl.Execute(&buf, nil)
+	}
 	c.b.ctx, c.b.store = nil, nil
 	t.clones.Put(c)
 	if err != nil {
@@ -171,6 +197,19 @@ func (t *Template) Execute(ctx context.Context, s Store) (out []byte, err error)
 	}
 	t.sizeHint.Store(int64(buf.n))
 	return buf.bytes(), nil
+}
+
+// runFast executes the fast path of c into buf and reports whether it
+// succeeded. When it did not (an error, a panic, or a value it does not
+// handle), what it wrote is to be thrown away and text/template run
+// instead, which gives the same output or text/template's own error.
+func (t *Template) runFast(c *clone, buf *chunkWriter) (ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	return t.prog.run(buf, c.fns) == nil
 }
 
 // maxChunk bounds the chunks of a chunkWriter, and so the memory it
@@ -189,16 +228,26 @@ type chunkWriter struct {
 	n      int
 }
 
-func (w *chunkWriter) Write(p []byte) (int, error) {
+// grow adds a chunk for at least the next n bytes.
+func (w *chunkWriter) grow(n int) {
+	size := max(w.first, 64)
+	if last := len(w.chunks) - 1; last >= 0 {
+		size = min(max(2*cap(w.chunks[last]), n), max(maxChunk, n))
+	}
+	w.chunks = append(w.chunks, make([]byte, 0, size))
+}
+
+func (w *chunkWriter) Write(p []byte) (int, error) { return appendChunks(w, p) }
+
+// WriteString writes s without first copying it into a []byte.
+func (w *chunkWriter) WriteString(s string) (int, error) { return appendChunks(w, s) }
+
+func appendChunks[T string | []byte](w *chunkWriter, p T) (int, error) {
 	n := len(p)
 	for len(p) > 0 {
 		last := len(w.chunks) - 1
 		if last < 0 || len(w.chunks[last]) == cap(w.chunks[last]) {
-			size := max(w.first, 64)
-			if last >= 0 {
-				size = min(max(2*cap(w.chunks[last]), len(p)), max(maxChunk, len(p)))
-			}
-			w.chunks = append(w.chunks, make([]byte, 0, size))
+			w.grow(len(p))
 			last++
 		}
 		c := w.chunks[last]
