@@ -56,6 +56,24 @@ func BenchmarkGetAll100k(b *testing.B) {
 	}
 }
 
+// BenchmarkGetAllChanged100k lists a snapshot that 5,000 changes were
+// applied to, as the watch of a busy keyspace sees between compactions.
+func BenchmarkGetAllChanged100k(b *testing.B) {
+	s := benchSnapshot(100000)
+	changes := make([]Change, 5000)
+	for i := range changes {
+		changes[i] = Change{Key: fmt.Sprintf("/app/servers/srv-%d", i*19), Value: "changed"}
+	}
+	v := s.Apply(2, changes).All()
+	b.ReportAllocs()
+	for b.Loop() {
+		pairs, err := v.GetAll("/app/servers/*")
+		if err != nil || len(pairs) != 100000 {
+			b.Fatal(len(pairs), err)
+		}
+	}
+}
+
 func BenchmarkListDir100k(b *testing.B) {
 	v := benchSnapshot(100000).All()
 	b.ReportAllocs()

@@ -151,6 +151,20 @@ func search(base []KVPair, key string) int {
 	return sort.Search(len(base), func(i int) bool { return base[i].Key >= key })
 }
 
+// maxInRange returns an upper bound of the number of keys in [lo, hi) (hi
+// "" for no bound): the keys of the base in range plus every change.
+func (s *Snapshot) maxInRange(lo, hi string) int {
+	i, j := search(s.base, lo), len(s.base)
+	if hi != "" {
+		j = search(s.base, hi)
+	}
+	n := max(j-i, 0)
+	if s.over != nil {
+		n += s.over.Len()
+	}
+	return n
+}
+
 // Apply returns a new snapshot at revision rev with changes applied in order.
 // s itself is unchanged and stays safe to read concurrently; the new snapshot
 // shares the base and every node of the changes that the new changes do not
@@ -239,12 +253,18 @@ func (s *Snapshot) ascendRange(lo, hi string, fn func(KVPair) (skipTo string, mo
 			return true
 		}
 		i := search(s.base, pivot)
+		baseEnd := len(s.base)
+		if hi != "" {
+			baseEnd = search(s.base, hi)
+		}
 		// baseUpTo visits the pairs of the base in range before the key
-		// limit (with limited) and reports whether the pass goes on.
+		// limit (with limited) and reports whether the pass goes on. The
+		// end of the range is found once by binary search; the limits,
+		// the next changed keys, are usually a few keys on.
 		baseUpTo := func(limit string, limited bool) bool {
-			for ; i < len(s.base); i++ {
+			for ; i < baseEnd; i++ {
 				p := s.base[i]
-				if (limited && p.Key >= limit) || !inRange(p.Key) {
+				if limited && p.Key >= limit {
 					return true
 				}
 				if !visit(p) {

@@ -139,6 +139,12 @@ func (v *View) visible(full string) bool {
 // scan calls fn, in key order, for every visible key that starts with the
 // full-key prefix from. fn may return a key to skip ahead to.
 func (v *View) scan(from string, fn func(KVPair) (skipTo string, more bool)) {
+	v.scanRanges(from, func(lo, hi string) bool { return v.snap.ascendRange(lo, hi, fn) })
+}
+
+// scanRanges calls fn with each visible range of keys that start with
+// from, in order, while fn returns true.
+func (v *View) scanRanges(from string, fn func(lo, hi string) bool) {
 	end := prefixEnd(from)
 	for _, r := range v.ranges {
 		lo, hi := r.lo, r.hi
@@ -151,10 +157,20 @@ func (v *View) scan(from string, fn func(KVPair) (skipTo string, more bool)) {
 		if hi != "" && lo >= hi {
 			continue
 		}
-		if !v.snap.ascendRange(lo, hi, fn) {
+		if !fn(lo, hi) {
 			return
 		}
 	}
+}
+
+// maxInScan returns an upper bound of the number of pairs scan(from) visits.
+func (v *View) maxInScan(from string) int {
+	n := 0
+	v.scanRanges(from, func(lo, hi string) bool {
+		n += v.snap.maxInRange(lo, hi)
+		return true
+	})
+	return n
 }
 
 // prefixEnd returns the smallest string greater than every string with
@@ -214,6 +230,9 @@ func (v *View) GetAll(pattern string) ([]KVPair, error) {
 	if !ok {
 		return out, nil
 	}
+	if lit, ok := childPattern(pattern); ok {
+		return v.childPairs(from, len(lit)), nil
+	}
 	match, cheap := matcher(pattern)
 	// A name with more slashes than the pattern can match has no match
 	// below it either: such subtrees are skipped whole. A character class
@@ -242,6 +261,34 @@ func (v *View) GetAll(pattern string) ([]KVPair, error) {
 		out = appendDoubling(out, KVPair{Key: name, Value: p.Value})
 	})
 	return trim(out), nil
+}
+
+// childPattern reports whether pattern is the common "literal*", which
+// matches the names that start with literal and have no slash after it,
+// and returns the literal.
+func childPattern(pattern string) (string, bool) {
+	lit, ok := strings.CutSuffix(pattern, "*")
+	return lit, ok && !strings.ContainsAny(lit, `*?[\`)
+}
+
+// childPairs returns the pairs of GetAll for a "literal*" pattern whose
+// literal, as a full key, is from; lit is the literal's length. A key with
+// a slash after the literal starts a subtree, which is skipped whole.
+func (v *View) childPairs(from string, lit int) []KVPair {
+	at := len(v.prefix) + lit
+	// One pass into a list allocated at a bound of its size: a list of
+	// 100,000 pairs is 3.2 MB, so it is neither grown by doubling nor
+	// counted first by a second pass. The bound is exact unless the
+	// literal has subtrees below it, and then the list is trimmed.
+	out := make([]KVPair, 0, v.maxInScan(from))
+	v.scan(from, func(p KVPair) (string, bool) {
+		if i := strings.IndexByte(p.Key[at:], '/'); i >= 0 {
+			return p.Key[:at+i] + "0", true
+		}
+		out = append(out, KVPair{Key: p.Key[len(v.prefix):], Value: p.Value})
+		return "", true
+	})
+	return trim(out)
 }
 
 // matcher returns a function that reports whether a name matches the valid
