@@ -32,6 +32,8 @@ type app struct {
 	proc   *processor.Processor
 	poller processor.Poller
 	client *etcdClient
+	// syncer installs the files; close waits for its background fsyncs.
+	syncer *filesync.Syncer
 }
 
 // etcdClient is what the daemon needs of an etcd connection.
@@ -41,6 +43,9 @@ type etcdClient struct {
 }
 
 func (a *app) close() {
+	if a.syncer != nil {
+		a.syncer.Wait()
+	}
 	if a.client != nil {
 		a.client.close()
 	}
@@ -87,6 +92,7 @@ func build(ctx context.Context, cfg *config.Config, log *logrus.Logger, stdout i
 		CheckOnly:      cfg.Check,
 		CommandTimeout: cfg.CommandTimeout,
 	})
+	a.syncer = syncer
 	proc, perrs := processor.New(log, a.poller, syncer, resources, processor.Options{DiffOut: diffWriter(stdout), Observer: procObs})
 	a.proc = proc
 	for _, e := range perrs {

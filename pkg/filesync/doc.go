@@ -8,10 +8,12 @@
 //     destination's mtime is untouched);
 //  2. in noop mode, return a unified diff and stop;
 //  3. write a stage file ".<base>.<random>" in the destination's directory
-//     with mode 0600, fsync it;
+//     with mode 0600;
 //  4. run check_cmd against the stage file ({{.src}});
-//  5. chown, then chmod the stage file to the wanted owner and mode;
-//  6. rename it over the destination and fsync the directory;
+//  5. chown, then chmod the stage file to the wanted owner and mode, and
+//     fsync it;
+//  6. rename it over the destination, and fsync the directory in the
+//     background (Syncer.Wait waits for it);
 //  7. run reload_cmd.
 //
 // A failure before step 6 leaves the destination untouched and removes the

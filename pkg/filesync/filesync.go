@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -90,12 +91,18 @@ type Result struct {
 	StageFile string
 }
 
-// Syncer installs files following one durable recipe. It has no mutable
-// state; one Syncer may serve many goroutines, as long as no two of them
-// sync the same destination at once.
+// Syncer installs files following one durable recipe. One Syncer may
+// serve many goroutines, as long as no two of them sync the same
+// destination at once. Call Wait before the process exits.
 type Syncer struct {
 	log  *logrus.Logger
 	opts Options
+	// dirs are the directories whose fsync, after a rename into them,
+	// runs in the background (see syncDirLater); pending tracks those
+	// goroutines for Wait.
+	mu      sync.Mutex
+	dirs    map[string]*dirSync
+	pending sync.WaitGroup
 	// rename replaces the destination; a field so that tests can make it
 	// fail the way a bind-mounted destination does.
 	rename func(oldpath, newpath string) error
@@ -107,7 +114,13 @@ func New(log *logrus.Logger, opts Options) *Syncer {
 		log = logrus.New()
 		log.SetOutput(io.Discard)
 	}
-	return &Syncer{log: log, opts: opts, rename: os.Rename}
+	return &Syncer{log: log, opts: opts, rename: os.Rename, dirs: map[string]*dirSync{}}
+}
+
+// Wait returns once the fsync of every directory a file was renamed into
+// has finished, which makes every installed file durable.
+func (s *Syncer) Wait() {
+	s.pending.Wait()
 }
 
 // Sync makes t.Dest hold content with the wanted mode and owner.
@@ -115,8 +128,8 @@ func New(log *logrus.Logger, opts Options) *Syncer {
 // When the destination already matches, Sync does nothing. Otherwise, in
 // noop mode it only fills Result.Diff. Else it writes a stage file next to
 // the destination (mode 0600 while check_cmd runs), runs check_cmd on it,
-// sets owner and mode, renames it over the destination, fsyncs the
-// directory and runs reload_cmd. A failed check returns a *CommandError and
+// sets owner and mode, fsyncs it, renames it over the destination and runs
+// reload_cmd while the directory is fsynced in the background. A failed check returns a *CommandError and
 // leaves the destination untouched; a failed reload returns a *CommandError
 // with Result.Written true.
 //
@@ -222,10 +235,13 @@ func joinErr(err, cleanupErr error) error {
 	return errors.Join(err, cleanupErr)
 }
 
-// install moves the prepared stage file over dest and makes the rename
-// durable.
+// install makes the prepared stage file durable, moves it over dest and
+// starts the fsync of dest's directory, which makes the rename durable.
+// Once the stage file is durable, a crash at any point leaves either the
+// old file or the new one, both whole; the directory's fsync only decides
+// which, so it need not hold up reload_cmd or the next change.
 func (s *Syncer) install(st *stage, dest string, content []byte, want attrs, log *logrus.Entry) error {
-	// Owner and mode were just changed; make them as durable as the content.
+	// Content, owner and mode in one fsync, just before the rename.
 	if err := st.f.Sync(); err != nil {
 		return fmt.Errorf("stage %s: %w", dest, err)
 	}
@@ -241,10 +257,45 @@ func (s *Syncer) install(st *stage, dest string, content []byte, want attrs, log
 		return fmt.Errorf("install %s: %w", dest, err)
 	}
 	st.installed = true
-	if err := syncDir(filepath.Dir(dest)); err != nil {
-		return fmt.Errorf("install %s: %w", dest, err)
-	}
+	s.syncDirLater(filepath.Dir(dest), log)
 	return nil
+}
+
+// dirSync is the background fsync of one directory: running, and whether
+// another rename into the directory came after it started.
+type dirSync struct {
+	again bool
+}
+
+// syncDirLater fsyncs dir in the background, once more if a rename into it
+// comes while the fsync runs. A failure is logged: the file is installed
+// and whole either way.
+func (s *Syncer) syncDirLater(dir string, log *logrus.Entry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d, ok := s.dirs[dir]; ok {
+		d.again = true
+		return
+	}
+	d := &dirSync{}
+	s.dirs[dir] = d
+	s.pending.Add(1)
+	go func() {
+		defer s.pending.Done()
+		for {
+			if err := syncDir(dir); err != nil {
+				log.WithError(err).Warn("fsync directory after install")
+			}
+			s.mu.Lock()
+			if !d.again {
+				delete(s.dirs, dir)
+				s.mu.Unlock()
+				return
+			}
+			d.again = false
+			s.mu.Unlock()
+		}
+	}()
 }
 
 // overwrite writes content into the existing file dest, for destinations
@@ -339,8 +390,9 @@ type stage struct {
 	installed bool // renamed over the destination
 }
 
-// newStage writes and fsyncs content to a new file named ".<base>.<random>"
-// in dest's directory, mode 0600. On failure nothing is left behind.
+// newStage writes content to a new file named ".<base>.<random>" in dest's
+// directory, mode 0600. On failure nothing is left behind. It is fsynced
+// by install, once its owner and mode are set too.
 func newStage(dest string, content []byte) (*stage, error) {
 	f, err := os.CreateTemp(filepath.Dir(dest), "."+filepath.Base(dest)+".*")
 	if err != nil {
@@ -348,9 +400,6 @@ func newStage(dest string, content []byte) (*stage, error) {
 	}
 	st := &stage{f: f, path: f.Name()}
 	if _, err := f.Write(content); err != nil {
-		return nil, errors.Join(fmt.Errorf("stage %s: %w", dest, err), st.release())
-	}
-	if err := f.Sync(); err != nil {
 		return nil, errors.Join(fmt.Errorf("stage %s: %w", dest, err), st.release())
 	}
 	return st, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -605,5 +606,50 @@ func TestSyncIsSafeForDistinctDests(t *testing.T) {
 	want := []string{"fa", "fb", "fc", "fd", "fe", "ff", "fg", "fh"}
 	if !slices.Equal(got, want) {
 		t.Errorf("directory = %q, want %q", got, want)
+	}
+}
+
+// TestDirectorySyncRunsInBackground installs files into one directory in
+// quick succession, from several goroutines: each rename is followed by a
+// directory fsync (at most one running per directory, repeated for renames
+// that came during it), and Wait returns once none is left.
+func TestDirectorySyncRunsInBackground(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := New(testLogger(t), Options{})
+	const writers, rounds = 4, 25
+	errs := make(chan error, writers)
+	for w := range writers {
+		go func() {
+			dest := filepath.Join(dir, fmt.Sprintf("f%d", w))
+			for r := range rounds {
+				if _, err := s.Sync(context.Background(), Target{Dest: dest}, fmt.Appendf(nil, "%d %d\n", w, r)); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range writers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Wait()
+	s.mu.Lock()
+	left := len(s.dirs)
+	s.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d directory syncs still registered after Wait", left)
+	}
+	for w := range writers {
+		got, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("f%d", w)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("%d %d\n", w, rounds-1); string(got) != want {
+			t.Errorf("f%d = %q, want %q", w, got, want)
+		}
 	}
 }
