@@ -85,6 +85,7 @@ var errNoFast = errors.New("template not handled by the fast path")
 // compiler holds the state of one compilation.
 type compiler struct {
 	funcs   template.FuncMap // every function the template may call
+	bound   template.FuncMap // those bound to each clone's store
 	ids     map[string]int
 	names   []string
 	scope   []scopeVar // visible variables, innermost last
@@ -104,7 +105,7 @@ func compile(tmpl *template.Template, funcs template.FuncMap) (p *program, err e
 	if tmpl.Tree == nil || tmpl.Root == nil || len(tmpl.Templates()) > 1 {
 		return nil, errNoFast
 	}
-	c := &compiler{funcs: funcs, ids: map[string]int{}}
+	c := &compiler{funcs: funcs, bound: (&binding{}).funcs(), ids: map[string]int{}}
 	c.push("$") // the data, nil in every execution
 	root, err := c.list(tmpl.Root)
 	if err != nil {
@@ -177,19 +178,17 @@ func (c *compiler) node(n parse.Node) (stmt, error) {
 				return ctrlNext, err
 			}, nil
 		}
-		if name, ok := dotField(n.Pipe); ok {
-			// {{.Key}} and {{.Value}} on a pair write the string without
-			// boxing it.
+		if sp := c.stringPipe(n.Pipe); sp != nil {
+			// {{.Key}}, {{base .Key}} and the like write their string
+			// without boxing it.
 			return func(f *frame, dot any) (ctrl, error) {
-				if p, ok := dot.(*kv.KVPair); ok && p != nil {
-					switch name {
-					case "Key":
-						_, err := f.w.WriteString(p.Key)
-						return ctrlNext, err
-					case "Value":
-						_, err := f.w.WriteString(p.Value)
-						return ctrlNext, err
-					}
+				s, ok, err := sp(f, dot)
+				if err != nil {
+					return ctrlNext, err
+				}
+				if ok {
+					_, err := f.w.WriteString(s)
+					return ctrlNext, err
 				}
 				v, err := pipe(f, dot)
 				if err != nil {
@@ -225,19 +224,6 @@ func (c *compiler) node(n parse.Node) (stmt, error) {
 		return func(*frame, any) (ctrl, error) { return ctrlContinue, nil }, nil
 	}
 	return nil, errNoFast // {{template}} and anything newer
-}
-
-// dotField reports whether p is a single field of dot, {{.Name}}, and
-// returns the name.
-func dotField(p *parse.PipeNode) (string, bool) {
-	if len(p.Decl) > 0 || len(p.Cmds) != 1 || len(p.Cmds[0].Args) != 1 {
-		return "", false
-	}
-	fn, ok := p.Cmds[0].Args[0].(*parse.FieldNode)
-	if !ok || len(fn.Ident) != 1 {
-		return "", false
-	}
-	return fn.Ident[0], true
 }
 
 // ifOrWith compiles if and with. Variables declared by the pipeline are
@@ -598,6 +584,127 @@ func (c *compiler) operand(n parse.Node) (expr, error) {
 		return func(f *frame, dot any) (any, error) { return ce(f, dot, missing) }, nil
 	}
 	return nil, errNoFast
+}
+
+// sexpr evaluates to a string without boxing it. ok is false when a value
+// is not what it expects, which it finds before calling any function; the
+// caller then evaluates the general way.
+type sexpr func(f *frame, dot any) (s string, ok bool, err error)
+
+// stringPipe compiles, when it can, a pipeline of one command that gives a
+// string from a pair's field or a string constant, through functions of
+// one string: {{.Key}}, {{base .Key}}, {{toUpper (base $p.Key)}}.
+func (c *compiler) stringPipe(p *parse.PipeNode) sexpr {
+	if len(p.Decl) > 0 || len(p.Cmds) != 1 {
+		return nil
+	}
+	cmd := p.Cmds[0]
+	if len(cmd.Args) == 1 {
+		return c.stringOperand(cmd.Args[0])
+	}
+	id, ok := cmd.Args[0].(*parse.IdentifierNode)
+	if !ok {
+		return nil
+	}
+	if _, ok := c.funcs[id.Ident]; !ok && id.Ident == "printf" {
+		return c.stringPrintf(cmd.Args[1:])
+	}
+	if _, ok := c.funcs[id.Ident]; !ok || len(cmd.Args) != 2 {
+		return nil
+	}
+	arg := c.stringOperand(cmd.Args[1])
+	if arg == nil {
+		return nil
+	}
+	fid := c.funcID(id.Ident)
+	return func(f *frame, dot any) (string, bool, error) {
+		fn := f.fns[fid]
+		switch fn.(type) {
+		case func(string) string, func(string) (string, error), func(string, ...string) (string, error):
+		default:
+			return "", false, nil
+		}
+		s, ok, err := arg(f, dot)
+		if !ok || err != nil {
+			return "", ok, err
+		}
+		switch fn := fn.(type) {
+		case func(string) string:
+			return fn(s), true, nil
+		case func(string) (string, error):
+			s, err := fn(s)
+			return s, true, err
+		case func(string, ...string) (string, error):
+			s, err := fn(s)
+			return s, true, err
+		}
+		panic("not reached")
+	}
+}
+
+// stringPrintf compiles text/template's printf with a constant format.
+func (c *compiler) stringPrintf(argNodes []parse.Node) sexpr {
+	if len(argNodes) == 0 {
+		return nil
+	}
+	format, ok := argNodes[0].(*parse.StringNode)
+	if !ok {
+		return nil
+	}
+	args := make([]expr, len(argNodes)-1)
+	for i, a := range argNodes[1:] {
+		e, err := c.operand(a)
+		if err != nil {
+			return nil
+		}
+		args[i] = e
+	}
+	return func(f *frame, dot any) (string, bool, error) {
+		var buf [4]any
+		vals, err := evalArgs(buf[:0], f, dot, args, missing)
+		if err != nil {
+			return "", false, err
+		}
+		return fmt.Sprintf(format.Text, vals...), true, nil
+	}
+}
+
+func (c *compiler) stringOperand(n parse.Node) sexpr {
+	switch n := n.(type) {
+	case *parse.StringNode:
+		text := n.Text
+		return func(*frame, any) (string, bool, error) { return text, true, nil }
+	case *parse.FieldNode:
+		if len(n.Ident) == 1 {
+			name := n.Ident[0]
+			return func(_ *frame, dot any) (string, bool, error) { return pairField(dot, name) }
+		}
+	case *parse.VariableNode:
+		if len(n.Ident) == 2 {
+			slot, err := c.lookup(n.Ident[0])
+			if err != nil {
+				return nil
+			}
+			name := n.Ident[1]
+			return func(f *frame, _ any) (string, bool, error) { return pairField(f.vars[slot], name) }
+		}
+	case *parse.PipeNode:
+		return c.stringPipe(n)
+	}
+	return nil
+}
+
+// pairField returns the Key or Value of a pair given by reference.
+func pairField(v any, name string) (string, bool, error) {
+	if p, ok := v.(*kv.KVPair); ok && p != nil {
+		switch name {
+		case "Key":
+			return p.Key, true, nil
+		case "Value":
+			return p.Value, true, nil
+		}
+	}
+	return "", false, nil
 }
 
 func constant(v any) expr {

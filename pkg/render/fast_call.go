@@ -26,12 +26,7 @@ func (c *compiler) call(name string, argNodes []parse.Node) (cmdExpr, error) {
 		if reflect.TypeOf(fn).Kind() != reflect.Func {
 			return nil, errNoFast
 		}
-		id, ok := c.ids[name]
-		if !ok {
-			id = len(c.names)
-			c.ids[name] = id
-			c.names = append(c.names, name)
-		}
+		id := c.funcID(name)
 		return func(f *frame, dot, final any) (any, error) {
 			var buf [4]any
 			vals, err := evalArgs(buf[:0], f, dot, args, final)
@@ -46,6 +41,18 @@ func (c *compiler) call(name string, argNodes []parse.Node) (cmdExpr, error) {
 
 // evalArgs appends the values of args and then final, if not missing, to
 // vals. A pair given by reference is passed as the pair.
+// funcID returns the index of the function name in the functions of each
+// execution.
+func (c *compiler) funcID(name string) int {
+	id, ok := c.ids[name]
+	if !ok {
+		id = len(c.names)
+		c.ids[name] = id
+		c.names = append(c.names, name)
+	}
+	return id
+}
+
 func evalArgs(vals []any, f *frame, dot any, args []expr, final any) ([]any, error) {
 	for _, a := range args {
 		v, err := a(f, dot)
@@ -99,6 +106,11 @@ func callFunc(fn any, vals []any) (any, error) {
 			}
 		}
 	case func(string, ...string) (string, error):
+		if len(vals) == 1 {
+			if s, ok := vals[0].(string); ok {
+				return result(fn(s))
+			}
+		}
 		if len(vals) >= 1 {
 			if ss, ok := allStrings(vals); ok {
 				return result(fn(ss[0], ss[1:]...))

@@ -117,6 +117,10 @@ func TestFastPathMatchesTextTemplate(t *testing.T) {
 		{`{{range (jsonArray "[1,null]")}}{{.}}{{end}}`, false},
 		{`{{index (jsonArray "[1,null]") 1}}`, true},
 		{`{{$x := "a"}}{{$x | eq "a"}}`, true},
+		{`{{range $p := gets "/app/servers/*"}}{{toUpper (base $p.Key)}} {{(dir $p.Key)}} {{"lit"}} {{base64Encode .Value}}{{end}}`, true},
+		{`{{range ls "/app/servers"}}{{base .Value}}{{end}}`, false},
+		{`{{printf "%s|%v" . 1}} {{printf "%d"}} {{getv (printf "/app/config/%s" "port")}}`, true},
+		{`{{range gets "/app/config/*"}}{{getv (printf "%s" .Key) "d"}} {{getenv .Value}}{{end}}`, true},
 	}
 	s := storeOf(testKeys())
 	for _, tt := range tests {
