@@ -1,6 +1,7 @@
 package filesync
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -651,5 +652,52 @@ func TestDirectorySyncRunsInBackground(t *testing.T) {
 		if want := fmt.Sprintf("%d %d\n", w, rounds-1); string(got) != want {
 			t.Errorf("f%d = %q, want %q", w, got, want)
 		}
+	}
+}
+
+// TestSameContent compares files with contents around the block size.
+func TestSameContent(t *testing.T) {
+	t.Parallel()
+	big := bytes.Repeat([]byte("0123456789abcdef"), 3*compareBlock/16+5)
+	changedLast := bytes.Clone(big)
+	changedLast[len(changedLast)-1] = 'x'
+	tests := []struct {
+		name          string
+		file, content []byte
+		want          bool
+	}{
+		{"empty", []byte{}, []byte{}, true},
+		{"small equal", []byte("abc"), []byte("abc"), true},
+		{"small differs", []byte("abc"), []byte("abd"), false},
+		{"several blocks equal", big, big, true},
+		{"last byte differs", big, changedLast, false},
+		{"file longer", append(bytes.Clone(big), 'z'), big, false},
+		{"file shorter", big[:len(big)-1], big, false},
+		{"exactly one block", big[:compareBlock], big[:compareBlock], true},
+	}
+	dir := t.TempDir()
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dest := filepath.Join(dir, fmt.Sprint(i))
+			if err := os.WriteFile(dest, tt.file, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			// The size check is the caller's; give the content's size so
+			// that the blocks are compared.
+			// Whole, and in pieces that do not line up with the blocks.
+			var pieces Content
+			for rest := tt.content; len(rest) > 0; rest = rest[min(len(rest), 1000):] {
+				pieces = append(pieces, rest[:min(len(rest), 1000)])
+			}
+			for _, c := range []Content{{tt.content}, pieces} {
+				got, err := sameContent(dest, destState{exists: true, size: int64(len(tt.content))}, c)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got != tt.want {
+					t.Errorf("sameContent in %d pieces = %v, want %v", len(c), got, tt.want)
+				}
+			}
+		})
 	}
 }

@@ -30,12 +30,12 @@ func (f *fakeWatcher) Run(ctx context.Context, _ []string, fn func(*kv.Snapshot,
 // countingSyncer counts syncs per destination and can hold them back.
 type countingSyncer struct {
 	next  *filesync.Syncer
-	gate  chan struct{} // when not nil, every Sync waits for a receive
+	gate  chan struct{} // when not nil, every sync waits for a receive
 	mu    sync.Mutex
 	syncs map[string]int
 }
 
-func (c *countingSyncer) Sync(ctx context.Context, t filesync.Target, content []byte) (filesync.Result, error) {
+func (c *countingSyncer) SyncContent(ctx context.Context, t filesync.Target, content filesync.Content) (filesync.Result, error) {
 	c.mu.Lock()
 	c.syncs[filepath.Base(t.Dest)]++
 	gate := c.gate
@@ -43,7 +43,7 @@ func (c *countingSyncer) Sync(ctx context.Context, t filesync.Target, content []
 	if gate != nil {
 		<-gate
 	}
-	return c.next.Sync(ctx, t, content)
+	return c.next.SyncContent(ctx, t, content)
 }
 
 func (c *countingSyncer) Reload(ctx context.Context, t filesync.Target) (string, error) {

@@ -33,7 +33,7 @@ func (f SourceFunc) Snapshot(ctx context.Context, roots []string) (*kv.Snapshot,
 
 // Syncer installs rendered content; *filesync.Syncer is one.
 type Syncer interface {
-	Sync(ctx context.Context, t filesync.Target, content []byte) (filesync.Result, error)
+	SyncContent(ctx context.Context, t filesync.Target, content filesync.Content) (filesync.Result, error)
 	Reload(ctx context.Context, t filesync.Target) (string, error)
 }
 
@@ -291,20 +291,21 @@ func (p *Processor) step(ctx context.Context, u *unit, snap *kv.Snapshot, st *un
 
 // render executes u's template on snap and syncs the result.
 func (p *Processor) render(ctx context.Context, u *unit, snap *kv.Snapshot) (filesync.Result, int, error) {
-	content, err := u.tmpl.Execute(ctx, snap.View(u.res.Prefix, u.res.Keys))
+	chunks, err := u.tmpl.ExecuteChunks(ctx, snap.View(u.res.Prefix, u.res.Keys))
 	if err != nil {
 		return filesync.Result{}, 0, &Error{Resource: u.res.Name, Op: "render", Err: err}
 	}
-	res, err := p.sync.Sync(ctx, u.target, content)
+	content := filesync.Content(chunks)
+	res, err := p.sync.SyncContent(ctx, u.target, content)
 	if res.Diff != "" && p.opts.DiffOut != nil {
 		if _, werr := io.WriteString(p.opts.DiffOut, res.Diff); werr != nil {
 			p.log.WithError(werr).Warn("write diff")
 		}
 	}
 	if err != nil {
-		return res, len(content), &Error{Resource: u.res.Name, Op: "sync", Err: err}
+		return res, content.Len(), &Error{Resource: u.res.Name, Op: "sync", Err: err}
 	}
-	return res, len(content), nil
+	return res, content.Len(), nil
 }
 
 // observe tells the observer the outcome of one step.

@@ -30,11 +30,11 @@ func runBoth(t *testing.T, tmpl *Template, s Store) (slow []byte, slowErr error,
 		}()
 		slowErr = c.tmpl.Execute(&sb, nil)
 	}()
-	slow = sb.bytes()
+	slow = bytes.Join(sb.chunks, nil)
 	if tmpl.prog != nil {
 		var fb chunkWriter
 		fastDone = tmpl.runFast(c, &fb)
-		fast = fb.bytes()
+		fast = bytes.Join(fb.chunks, nil)
 	}
 	return slow, slowErr, fast, fastDone
 }

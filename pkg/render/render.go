@@ -1,6 +1,7 @@
 package render
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io/fs"
@@ -23,7 +24,7 @@ type Store interface {
 	// missing and a default is given, or an error naming the missing key.
 	GetValue(key string, defaults ...string) (string, error)
 	// GetAll returns the pairs whose key matches a path.Match pattern,
-	// sorted by key.
+	// sorted by key. The list is read, never changed.
 	GetAll(pattern string) ([]kv.KVPair, error)
 	// GetAllValues returns the values of the keys that match pattern,
 	// sorted by value.
@@ -165,7 +166,25 @@ func (t *Template) getClone() (*clone, error) {
 // wraps that function's error, so errors.Is(err, kv.ErrNotExist) tells a
 // missing key. A panic inside the template or one of its functions is
 // returned as an error.
-func (t *Template) Execute(ctx context.Context, s Store) (out []byte, err error) {
+func (t *Template) Execute(ctx context.Context, s Store) ([]byte, error) {
+	chunks, err := t.ExecuteChunks(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	switch len(chunks) {
+	case 0:
+		return []byte{}, nil
+	case 1:
+		return chunks[0], nil
+	}
+	return bytes.Join(chunks, nil), nil
+}
+
+// ExecuteChunks is Execute with the output in the pieces it was written
+// in, which a large output is (up to 1 MB each): a caller that writes
+// them out one after another spares a copy of the whole output. A render
+// no larger than the one before comes in one piece.
+func (t *Template) ExecuteChunks(ctx context.Context, s Store) (out [][]byte, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("execute template %s: %w", t.name, err)
 	}
@@ -196,7 +215,7 @@ func (t *Template) Execute(ctx context.Context, s Store) (out []byte, err error)
 		return nil, fmt.Errorf("execute template %s: %w", t.name, err)
 	}
 	t.sizeHint.Store(int64(buf.n))
-	return buf.bytes(), nil
+	return buf.chunks, nil
 }
 
 // runFast executes the fast path of c into buf and reports whether it
@@ -216,12 +235,13 @@ func (t *Template) runFast(c *clone, buf *chunkWriter) (ok bool) {
 // allocates but does not use.
 const maxChunk = 1 << 20
 
-// chunkWriter collects output in chunks and joins them once at the end.
-// Unlike a bytes.Buffer, which copies all it holds each time it doubles and
-// may end up twice as large as its content, it copies the output once and
-// allocates at most maxChunk more than it holds: a render of 4 MB peaks at
-// about 9 MB instead of about 13 MB. Output that fits its first chunk, as
-// a render no larger than the one before does, is not copied at all.
+// chunkWriter collects output in chunks, which ExecuteChunks hands over as
+// they are. Unlike a bytes.Buffer, which copies all it holds each time it
+// doubles and may end up twice as large as its content, it never copies
+// what it holds and allocates at most maxChunk more than it holds: a
+// render of 4 MB takes about 4 MB instead of up to 8 MB, plus the copies.
+// Output that fits its first chunk, as a render no larger than the one
+// before does, comes in one chunk.
 type chunkWriter struct {
 	first  int // size of the first chunk
 	chunks [][]byte
@@ -257,19 +277,4 @@ func appendChunks[T string | []byte](w *chunkWriter, p T) (int, error) {
 	}
 	w.n += n
 	return n, nil
-}
-
-// bytes returns everything written.
-func (w *chunkWriter) bytes() []byte {
-	switch len(w.chunks) {
-	case 0:
-		return []byte{}
-	case 1:
-		return w.chunks[0]
-	}
-	out := make([]byte, 0, w.n)
-	for _, c := range w.chunks {
-		out = append(out, c...)
-	}
-	return out
 }
