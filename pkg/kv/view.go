@@ -163,6 +163,23 @@ func (v *View) scanRanges(from string, fn func(lo, hi string) bool) {
 	}
 }
 
+// unchangedRun returns the pairs that scan(from) visits as a part of the
+// snapshot's base, when the view has no prefix (names are keys), they lie
+// in one visible range and no change since the base lies among them.
+func (v *View) unchangedRun(from string) ([]KVPair, bool) {
+	if v.prefix != "" {
+		return nil, false
+	}
+	var run []KVPair
+	ok, ranges := false, 0
+	v.scanRanges(from, func(lo, hi string) bool {
+		ranges++
+		run, ok = v.snap.baseRun(lo, hi)
+		return true
+	})
+	return run, ok && ranges == 1
+}
+
 // maxInScan returns an upper bound of the number of pairs scan(from) visits.
 func (v *View) maxInScan(from string) int {
 	n := 0
@@ -220,7 +237,9 @@ func (v *View) GetValue(key string, defaults ...string) (string, error) {
 }
 
 // GetAll returns the pairs whose key matches the path.Match pattern, sorted
-// by key. "*" does not cross "/". A malformed pattern is an error.
+// by key. "*" does not cross "/". A malformed pattern is an error. The list
+// may share memory with the snapshot: callers must not change it (it has
+// no room to append to).
 func (v *View) GetAll(pattern string) ([]KVPair, error) {
 	if _, err := path.Match(pattern, ""); err != nil {
 		return nil, &PatternError{Pattern: pattern, Err: err}
@@ -276,6 +295,13 @@ func childPattern(pattern string) (string, bool) {
 // a slash after the literal starts a subtree, which is skipped whole.
 func (v *View) childPairs(from string, lit int) []KVPair {
 	at := len(v.prefix) + lit
+	if run, ok := v.unchangedRun(from); ok && len(run) > 0 && !slices.ContainsFunc(run, func(p KVPair) bool {
+		return strings.IndexByte(p.Key[at:], '/') >= 0
+	}) {
+		// Every key of the range matches and is its own name: the
+		// snapshot's own pairs are the answer, without a copy.
+		return run
+	}
 	// One pass into a list allocated at a bound of its size: a list of
 	// 100,000 pairs is 3.2 MB, so it is neither grown by doubling nor
 	// counted first by a second pass. The bound is exact unless the

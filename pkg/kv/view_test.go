@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -205,5 +206,37 @@ func TestApplyMatchesRebuild(t *testing.T) {
 		if got, want := snap.Pairs(), FromMap(rev, state).Pairs(); !reflect.DeepEqual(got, want) {
 			t.Fatalf("rev %d: derived %v, rebuilt %v", rev, got, want)
 		}
+	}
+}
+
+// TestGetAllSharesTheBaseSafely checks the answer that shares the
+// snapshot's memory: equal to a copy's, and appending to it leaves the
+// snapshot as it was.
+func TestGetAllSharesTheBaseSafely(t *testing.T) {
+	s := FromMap(1, map[string]string{"/a/1": "x", "/a/2": "y", "/b": "z"})
+	pairs, err := s.All().GetAll("/a/*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []KVPair{{"/a/1", "x"}, {"/a/2", "y"}}
+	if !slices.Equal(pairs, want) {
+		t.Fatalf("GetAll = %v, want %v", pairs, want)
+	}
+	if cap(pairs) != len(pairs) {
+		t.Fatalf("GetAll has room to append to: len %d, cap %d", len(pairs), cap(pairs))
+	}
+	_ = append(pairs, KVPair{"/a/3", "w"})
+	if v, ok := s.Lookup("/b"); !ok || v != "z" {
+		t.Fatalf("after an append to GetAll's answer, /b = %q, %v", v, ok)
+	}
+	// With a change in the range, and with a subtree below the literal,
+	// the answer is built: the same pairs either way.
+	changed := s.Apply(2, []Change{{Key: "/a/2", Value: "y2"}})
+	if got, _ := changed.All().GetAll("/a/*"); !slices.Equal(got, []KVPair{{"/a/1", "x"}, {"/a/2", "y2"}}) {
+		t.Fatalf("after a change, GetAll = %v", got)
+	}
+	deep := FromMap(1, map[string]string{"/a/1": "x", "/a/d/2": "y"})
+	if got, _ := deep.All().GetAll("/a/*"); !slices.Equal(got, []KVPair{{"/a/1", "x"}}) {
+		t.Fatalf("with a subtree, GetAll = %v", got)
 	}
 }
