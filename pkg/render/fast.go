@@ -168,6 +168,9 @@ func (c *compiler) node(n parse.Node) (stmt, error) {
 	case *parse.CommentNode:
 		return nil, nil
 	case *parse.ActionNode:
+		// The string evaluator first: it declares nothing, so it cannot
+		// see a variable the pipeline declares.
+		sp := c.stringPipe(n.Pipe)
 		pipe, err := c.pipeline(n.Pipe)
 		if err != nil {
 			return nil, err
@@ -178,7 +181,7 @@ func (c *compiler) node(n parse.Node) (stmt, error) {
 				return ctrlNext, err
 			}, nil
 		}
-		if sp := c.stringPipe(n.Pipe); sp != nil {
+		if sp != nil {
 			// {{.Key}}, {{base .Key}} and the like write their string
 			// without boxing it.
 			return func(f *frame, dot any) (ctrl, error) {
@@ -321,11 +324,12 @@ func (c *compiler) rangeNode(r *parse.RangeNode) (stmt, error) {
 		indexSlot, elemSlot = slots[0], slots[1]
 	}
 	iterate := func(f *frame, index, elem any) (bool, error) {
-		if elemSlot >= 0 {
-			f.vars[elemSlot] = elem
-		}
+		// The index first: in {{range $i, $i = ...}} the element wins.
 		if indexSlot >= 0 {
 			f.vars[indexSlot] = index
+		}
+		if elemSlot >= 0 {
+			f.vars[elemSlot] = elem
 		}
 		c, err := body(f, elem)
 		return c == ctrlBreak, err
@@ -342,7 +346,13 @@ func (c *compiler) rangeNode(r *parse.RangeNode) (stmt, error) {
 		if err != nil || ran || elseBody == nil {
 			return ctrlNext, err
 		}
-		return elseBody(f, dot)
+		// A break in the else branch ends this range, as text/template's
+		// recovery of it covers the branch; a continue goes on outward.
+		c, err := elseBody(f, dot)
+		if c == ctrlBreak {
+			c = ctrlNext
+		}
+		return c, err
 	}, nil
 }
 
@@ -575,6 +585,13 @@ func (c *compiler) operand(n parse.Node) (expr, error) {
 		}
 		return fieldChain(recv, n.Field), nil
 	case *parse.PipeNode:
+		if len(n.Decl) > 0 {
+			// A declaration in parentheses may not run at all (in an
+			// argument of and/or that is never evaluated), and
+			// text/template declares the variable only when it runs;
+			// slots fixed at compile time cannot follow that.
+			return nil, errNoFast
+		}
 		return c.pipeline(n)
 	case *parse.IdentifierNode:
 		ce, err := c.call(n.Ident, nil)
