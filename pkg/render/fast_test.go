@@ -11,10 +11,17 @@ import (
 	"github.com/etcdconfd/confd/pkg/kv"
 )
 
+// both is what runBoth found.
+type both struct {
+	slow     []byte
+	slowErr  error
+	fast     []byte
+	fastDone bool // the fast path completed (without falling back)
+}
+
 // runBoth executes tmpl against s with text/template and, when it
-// compiled, with the fast path. It reports the fast path's output and
-// whether the fast path completed (without falling back).
-func runBoth(t *testing.T, tmpl *Template, s Store) (slow []byte, slowErr error, fast []byte, fastDone bool) {
+// compiled, with the fast path.
+func runBoth(t *testing.T, tmpl *Template, s Store) (r both) {
 	t.Helper()
 	c, err := tmpl.getClone()
 	if err != nil {
@@ -24,34 +31,34 @@ func runBoth(t *testing.T, tmpl *Template, s Store) (slow []byte, slowErr error,
 	var sb chunkWriter
 	func() {
 		defer func() {
-			if r := recover(); r != nil {
-				slowErr = fmt.Errorf("panic: %v", r)
+			if p := recover(); p != nil {
+				r.slowErr = fmt.Errorf("panic: %v", p)
 			}
 		}()
-		slowErr = c.tmpl.Execute(&sb, nil)
+		r.slowErr = c.tmpl.Execute(&sb, nil)
 	}()
-	slow = bytes.Join(sb.chunks, nil)
+	r.slow = bytes.Join(sb.chunks, nil)
 	if tmpl.prog != nil {
 		var fb chunkWriter
-		fastDone = tmpl.runFast(c, &fb)
-		fast = bytes.Join(fb.chunks, nil)
+		r.fastDone = tmpl.runFast(c, &fb)
+		r.fast = bytes.Join(fb.chunks, nil)
 	}
-	return slow, slowErr, fast, fastDone
+	return r
 }
 
 // checkSame fails the test when the fast path completed with another
 // output than text/template's, or completed where text/template failed.
 func checkSame(t *testing.T, text string, tmpl *Template, s Store) (fastDone bool) {
 	t.Helper()
-	slow, slowErr, fast, fastDone := runBoth(t, tmpl, s)
-	if !fastDone {
+	r := runBoth(t, tmpl, s)
+	if !r.fastDone {
 		return false
 	}
-	if slowErr != nil {
-		t.Fatalf("template %q: the fast path succeeded with %q where text/template failed: %v", text, fast, slowErr)
+	if r.slowErr != nil {
+		t.Fatalf("template %q: the fast path succeeded with %q where text/template failed: %v", text, r.fast, r.slowErr)
 	}
-	if !bytes.Equal(slow, fast) {
-		t.Fatalf("template %q:\nfast path: %q\ntext/template: %q", text, fast, slow)
+	if !bytes.Equal(r.slow, r.fast) {
+		t.Fatalf("template %q:\nfast path: %q\ntext/template: %q", text, r.fast, r.slow)
 	}
 	return true
 }
@@ -133,13 +140,13 @@ func TestFastPathMatchesTextTemplate(t *testing.T) {
 				t.Errorf("fast path completed: %v, want %v", done, tt.fast)
 			}
 			// Execute gives the same output or error either way.
-			slow, slowErr, _, _ := runBoth(t, tmpl, s)
+			r := runBoth(t, tmpl, s)
 			out, err := tmpl.Execute(context.Background(), s)
-			if (err != nil) != (slowErr != nil) || (err != nil && err.Error() != slowErr.Error()) {
-				t.Fatalf("Execute error %v, text/template error %v", err, slowErr)
+			if (err != nil) != (r.slowErr != nil) || (err != nil && err.Error() != r.slowErr.Error()) {
+				t.Fatalf("Execute error %v, text/template error %v", err, r.slowErr)
 			}
-			if err == nil && !bytes.Equal(out, slow) {
-				t.Fatalf("Execute gave %q, text/template %q", out, slow)
+			if err == nil && !bytes.Equal(out, r.slow) {
+				t.Fatalf("Execute gave %q, text/template %q", out, r.slow)
 			}
 		})
 	}
