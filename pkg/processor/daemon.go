@@ -169,6 +169,7 @@ type worker struct {
 
 	mu          sync.Mutex
 	first, last time.Time // first and last change not rendered yet
+	pending     int       // changes not rendered yet
 }
 
 func newWorker(p *Processor, u *unit, opts DaemonOptions, latest func() *kv.Snapshot) *worker {
@@ -208,6 +209,7 @@ func (w *worker) notify() {
 		w.first = now
 	}
 	w.last = now
+	w.pending++
 	w.mu.Unlock()
 	w.p.opts.Observer.Pending(w.u.res.Name, true)
 	select {
@@ -257,10 +259,12 @@ func (w *worker) loop(ctx, syncCtx context.Context, interval time.Duration, step
 			stepped()
 			stepped = nil
 		}
-		// A change that came while this render ran means a burst: the
-		// next render waits for it to settle a little.
+		// Changes that kept coming while this render ran mean a burst:
+		// the next render waits for them to settle a little. One change
+		// alone, such as the next of a series made one at a time once
+		// the file was updated, renders at once.
 		w.mu.Lock()
-		burst = !w.first.IsZero()
+		burst = w.pending > 1
 		w.mu.Unlock()
 		if err != nil {
 			retry.Reset(bo.NextBackOff())
@@ -271,9 +275,10 @@ func (w *worker) loop(ctx, syncCtx context.Context, interval time.Duration, step
 	}
 }
 
-// In a burst (changes arriving while a render runs) a resource without a
-// wait of its own renders once no change came for burstSettle, or burstMax
-// after the first pending change. A change that finds the resource idle
+// In a burst (more than one change arriving while a render runs) a
+// resource without a wait of its own renders once no change came for
+// burstSettle, or burstMax after the first pending change. A change that
+// finds the resource idle, or is the only one to come during a render,
 // renders at once.
 const (
 	burstSettle = 10 * time.Millisecond
@@ -292,7 +297,7 @@ func (w *worker) quiesce(ctx context.Context, waitMin, waitMax time.Duration) bo
 			due = limit
 		}
 		if waitMin == 0 || first.IsZero() || !time.Now().Before(due) {
-			w.first, w.last = time.Time{}, time.Time{}
+			w.first, w.last, w.pending = time.Time{}, time.Time{}, 0
 			w.mu.Unlock()
 			return true
 		}
