@@ -66,14 +66,31 @@ install: build
 # (and so `make test`) runs only their seed corpora under testdata/fuzz.
 FUZZTIME ?= 10m
 
+# fuzz-one runs target $(1) of package $(2) for $(3). Go 1.26's fuzzing
+# coordinator can fail a target with "context deadline exceeded" when
+# -fuzztime ends while a worker is busy, having found nothing and written
+# no failing input (go.dev/issue/75804, fixed in Go 1.27); that alone is
+# reported and not counted as a failure. Any other failure fails.
+define fuzz-one
+	@out=$$(mktemp); \
+	$(GO) test -run '^$$' -fuzz '^$(1)$$' -fuzztime $(3) $(2) >$$out 2>&1; rc=$$?; \
+	cat $$out; \
+	if [ $$rc -ne 0 ] && grep -q '^    context deadline exceeded$$' $$out && \
+	   ! grep -q 'Failing input written' $$out && \
+	   [ $$(grep -c '^--- FAIL' $$out) -eq 1 ]; then \
+		echo "$(1): the fuzzing coordinator's end-of-time race (go.dev/issue/75804), no finding"; rc=0; \
+	fi; \
+	rm -f $$out; exit $$rc
+endef
+
 define fuzz-each
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(1) ./pkg/resource/
-	$(GO) test -run '^$$' -fuzz '^FuzzLoadFile$$' -fuzztime $(1) ./pkg/config/
-	$(GO) test -run '^$$' -fuzz '^FuzzViewLookups$$' -fuzztime $(1) ./pkg/kv/
-	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(1) ./pkg/kv/
-	$(GO) test -run '^$$' -fuzz '^FuzzMirrorEvents$$' -fuzztime $(1) ./pkg/etcd/
-	$(GO) test -run '^$$' -fuzz '^FuzzFuncs$$' -fuzztime $(1) ./pkg/render/
-	$(GO) test -run '^$$' -fuzz '^FuzzFastPath$$' -fuzztime $(1) ./pkg/render/
+	$(call fuzz-one,FuzzParse,./pkg/resource/,$(1))
+	$(call fuzz-one,FuzzLoadFile,./pkg/config/,$(1))
+	$(call fuzz-one,FuzzViewLookups,./pkg/kv/,$(1))
+	$(call fuzz-one,FuzzApply,./pkg/kv/,$(1))
+	$(call fuzz-one,FuzzMirrorEvents,./pkg/etcd/,$(1))
+	$(call fuzz-one,FuzzFuncs,./pkg/render/,$(1))
+	$(call fuzz-one,FuzzFastPath,./pkg/render/,$(1))
 endef
 
 fuzz:
