@@ -40,7 +40,7 @@ func runBoth(t *testing.T, tmpl *Template, s Store) (r both) {
 	r.slow = bytes.Join(sb.chunks, nil)
 	if tmpl.prog != nil {
 		var fb chunkWriter
-		r.fastDone = tmpl.runFast(c, &fb)
+		r.fastDone = tmpl.runFast(c, &fb) == nil
 		r.fast = bytes.Join(fb.chunks, nil)
 	}
 	return r
@@ -189,5 +189,43 @@ func TestGoldenTemplatesTakeTheFastPath(t *testing.T) {
 		if !checkSame(t, name, tmpl, storeOf(keys)) {
 			t.Errorf("%s: the fast path did not complete", name)
 		}
+	}
+}
+
+// TestFastPathTurnsItselfOff checks that a template whose data the fast
+// path keeps giving up on stops being tried (it would run twice every
+// time), while one that fails on a missing key or succeeds stays on it;
+// the output is text/template's throughout.
+func TestFastPathTurnsItselfOff(t *testing.T) {
+	s := storeOf(testKeys())
+	ctx := context.Background()
+	tests := []struct {
+		name, text string
+		off        bool
+	}{
+		{"value it does not handle", `{{range jsonArray "[1,null]"}}{{.}};{{end}}`, true},
+		{"missing key", `{{getv "/no/such/key"}}`, false},
+		{"handled", `{{range gets "/app/servers/*"}}{{base .Key}}{{end}}`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tmpl, err := Parse("off.tmpl", tt.text, testOptions())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tmpl.prog == nil {
+				t.Fatal("template did not compile for the fast path")
+			}
+			want := runBoth(t, tmpl, s)
+			for i := range maxSlowRuns + 2 {
+				out, err := tmpl.Execute(ctx, s)
+				if (err != nil) != (want.slowErr != nil) || (err == nil && !bytes.Equal(out, want.slow)) {
+					t.Fatalf("execution %d: %q, %v; text/template gives %q, %v", i, out, err, want.slow, want.slowErr)
+				}
+			}
+			if got := tmpl.fastOff.Load(); got != tt.off {
+				t.Errorf("fast path off = %v, want %v", got, tt.off)
+			}
+		})
 	}
 }

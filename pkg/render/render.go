@@ -3,6 +3,7 @@ package render
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"maps"
@@ -88,6 +89,12 @@ type Template struct {
 	// prog is the template compiled for the fast path (see fast.go), or
 	// nil when it uses what the fast path does not handle.
 	prog *program
+	// slowRuns counts the executions in a row in which the fast path met
+	// a value it does not handle; at maxSlowRuns, fastOff turns it off,
+	// so that a template whose data the fast path cannot take is not
+	// executed twice every time.
+	slowRuns atomic.Int32
+	fastOff  atomic.Bool
 	// funcs are the functions that do not depend on a binding.
 	funcs template.FuncMap
 }
@@ -202,7 +209,7 @@ func (t *Template) ExecuteChunks(ctx context.Context, s Store) (out [][]byte, er
 			out, err = nil, fmt.Errorf("execute template %s: panic: %v", t.name, r)
 		}
 	}()
-	if t.prog == nil || !t.runFast(c, &buf) {
+	if !t.tryFast(c, &buf) {
 		buf = chunkWriter{first: int(hint + hint/8)}
 		err = c.tmpl.Execute(&buf, nil)
 	}
@@ -218,17 +225,40 @@ func (t *Template) ExecuteChunks(ctx context.Context, s Store) (out [][]byte, er
 	return buf.chunks, nil
 }
 
-// runFast executes the fast path of c into buf and reports whether it
-// succeeded. When it did not (an error, a panic, or a value it does not
-// handle), what it wrote is to be thrown away and text/template run
-// instead, which gives the same output or text/template's own error.
-func (t *Template) runFast(c *clone, buf *chunkWriter) (ok bool) {
+// maxSlowRuns is how many executions in a row may meet a value the fast
+// path does not handle before it is no longer tried for the template.
+const maxSlowRuns = 3
+
+// tryFast runs the fast path of c into buf, unless the template has none
+// or it was turned off, and reports whether it succeeded. When it did
+// not, what it wrote is to be thrown away and text/template run instead.
+func (t *Template) tryFast(c *clone, buf *chunkWriter) bool {
+	if t.prog == nil || t.fastOff.Load() {
+		return false
+	}
+	err := t.runFast(c, buf)
+	switch {
+	case err == nil:
+		t.slowRuns.Store(0)
+	case errors.Is(err, errSlow):
+		if t.slowRuns.Add(1) >= maxSlowRuns {
+			t.fastOff.Store(true)
+		}
+	}
+	return err == nil
+}
+
+// runFast executes the fast path of c into buf. An error (a failing
+// function, a panic, or errSlow for a value it does not handle) means
+// that text/template is to run instead, which gives the same output or
+// text/template's own error. A panic counts as errSlow.
+func (t *Template) runFast(c *clone, buf *chunkWriter) (err error) {
 	defer func() {
 		if recover() != nil {
-			ok = false
+			err = errSlow
 		}
 	}()
-	return t.prog.run(buf, c.fns) == nil
+	return t.prog.run(buf, c.fns)
 }
 
 // maxChunk bounds the chunks of a chunkWriter, and so the memory it
