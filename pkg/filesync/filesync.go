@@ -68,8 +68,9 @@ type Result struct {
 	// Changed is true when the destination's content, mode or owner
 	// differed from what is wanted.
 	Changed bool
-	// Written is true when the destination was replaced.
-	Written bool
+	// Written is true when the destination was replaced, at Installed.
+	Written   bool
+	Installed time.Time
 	// Reloaded is true when the reload command ran and succeeded.
 	Reloaded bool
 	// Checked is true when, in check-only mode, the content was staged
@@ -240,7 +241,7 @@ func (s *Syncer) SyncContent(ctx context.Context, t Target, content Content) (re
 	if err := s.install(inst, t.Dest, content, want, log); err != nil {
 		return res, err
 	}
-	res.Written = true
+	res.Written, res.Installed = true, time.Now()
 
 	if !s.opts.SyncOnly && t.ReloadCmd != "" {
 		start := time.Now()

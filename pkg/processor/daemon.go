@@ -259,12 +259,15 @@ func (w *worker) loop(ctx, syncCtx context.Context, interval time.Duration, step
 			stepped()
 			stepped = nil
 		}
-		// Changes that kept coming while this render ran mean a burst:
-		// the next render waits for them to settle a little. One change
-		// alone, such as the next of a series made one at a time once
-		// the file was updated, renders at once.
+		// Changes that came while this render ran mean a burst: the
+		// next render waits for them to settle a little. One change
+		// alone that came once the new file was in place, such as the
+		// next of a series made one at a time by a writer that waits
+		// for the file, renders at once.
+		installed := w.u.state.installed
 		w.mu.Lock()
-		burst = w.pending > 1
+		single := w.pending == 1 && !installed.IsZero() && !w.first.Before(installed)
+		burst = !w.first.IsZero() && !single
 		w.mu.Unlock()
 		if err != nil {
 			retry.Reset(bo.NextBackOff())
@@ -275,11 +278,11 @@ func (w *worker) loop(ctx, syncCtx context.Context, interval time.Duration, step
 	}
 }
 
-// In a burst (more than one change arriving while a render runs) a
-// resource without a wait of its own renders once no change came for
-// burstSettle, or burstMax after the first pending change. A change that
-// finds the resource idle, or is the only one to come during a render,
-// renders at once.
+// In a burst (changes arriving while a render runs) a resource without a
+// wait of its own renders once no change came for burstSettle, or
+// burstMax after the first pending change. A change that finds the
+// resource idle, or is the only one and came after the new file was
+// installed, renders at once.
 const (
 	burstSettle = 10 * time.Millisecond
 	burstMax    = 100 * time.Millisecond

@@ -237,6 +237,9 @@ func (p *Processor) Once(ctx context.Context) error {
 type unitState struct {
 	lastErr       string
 	reloadPending bool
+	// installed is when the last step replaced the destination (zero
+	// when it did not).
+	installed time.Time
 }
 
 // step renders u from snap, syncs it and logs the outcome. With st (daemon
@@ -250,6 +253,9 @@ func (p *Processor) step(ctx context.Context, u *unit, snap *kv.Snapshot, st *un
 	})
 	start := time.Now()
 	res, size, err := p.render(ctx, u, snap)
+	if st != nil {
+		st.installed = res.Installed
+	}
 	if err == nil && !res.Changed && st != nil && st.reloadPending {
 		reloadStart := time.Now()
 		_, err = p.sync.Reload(ctx, u.target)
