@@ -85,7 +85,6 @@ var errNoFast = errors.New("template not handled by the fast path")
 // compiler holds the state of one compilation.
 type compiler struct {
 	funcs   template.FuncMap // every function the template may call
-	bound   template.FuncMap // those bound to each clone's store
 	ids     map[string]int
 	names   []string
 	scope   []scopeVar // visible variables, innermost last
@@ -105,7 +104,7 @@ func compile(tmpl *template.Template, funcs template.FuncMap) (p *program, err e
 	if tmpl.Tree == nil || tmpl.Root == nil || len(tmpl.Templates()) > 1 {
 		return nil, errNoFast
 	}
-	c := &compiler{funcs: funcs, bound: (&binding{}).funcs(), ids: map[string]int{}}
+	c := &compiler{funcs: funcs, ids: map[string]int{}}
 	c.push("$") // the data, nil in every execution
 	root, err := c.list(tmpl.Root)
 	if err != nil {

@@ -287,12 +287,7 @@ func builtin(name string, args []expr) (cmdExpr, error) {
 	case "len":
 		return fixedArgs(args, 1, func(vals []any) (any, error) { return length(vals[0]) }), nil
 	case "index":
-		return func(f *frame, dot, final any) (any, error) {
-			var buf [4]any
-			vals, err := evalArgs(buf[:0], f, dot, args, final)
-			if err != nil {
-				return nil, err
-			}
+		return withArgs(args, func(vals []any) (any, error) {
 			switch len(vals) {
 			case 1:
 				if vals[0] == nil {
@@ -303,14 +298,9 @@ func builtin(name string, args []expr) (cmdExpr, error) {
 				return index(vals[0], vals[1])
 			}
 			return nil, errSlow
-		}, nil
+		}), nil
 	case "eq":
-		return func(f *frame, dot, final any) (any, error) {
-			var buf [4]any
-			vals, err := evalArgs(buf[:0], f, dot, args, final)
-			if err != nil {
-				return nil, err
-			}
+		return withArgs(args, func(vals []any) (any, error) {
 			if len(vals) < 2 {
 				return nil, errSlow
 			}
@@ -324,7 +314,7 @@ func builtin(name string, args []expr) (cmdExpr, error) {
 				}
 			}
 			return false, nil
-		}, nil
+		}), nil
 	case "ne", "lt", "le", "gt", "ge":
 		ordered := name != "ne"
 		test := map[string]func(int) bool{
@@ -342,28 +332,11 @@ func builtin(name string, args []expr) (cmdExpr, error) {
 			return test(c), nil
 		}), nil
 	case "print":
-		return func(f *frame, dot, final any) (any, error) {
-			vals, err := evalArgs(nil, f, dot, args, final)
-			if err != nil {
-				return nil, err
-			}
-			return fmt.Sprint(vals...), nil
-		}, nil
+		return withArgs(args, func(vals []any) (any, error) { return fmt.Sprint(vals...), nil }), nil
 	case "println":
-		return func(f *frame, dot, final any) (any, error) {
-			vals, err := evalArgs(nil, f, dot, args, final)
-			if err != nil {
-				return nil, err
-			}
-			return fmt.Sprintln(vals...), nil
-		}, nil
+		return withArgs(args, func(vals []any) (any, error) { return fmt.Sprintln(vals...), nil }), nil
 	case "printf":
-		return func(f *frame, dot, final any) (any, error) {
-			var buf [4]any
-			vals, err := evalArgs(buf[:0], f, dot, args, final)
-			if err != nil {
-				return nil, err
-			}
+		return withArgs(args, func(vals []any) (any, error) {
 			if len(vals) == 0 {
 				return nil, errSlow
 			}
@@ -372,24 +345,31 @@ func builtin(name string, args []expr) (cmdExpr, error) {
 				return nil, errSlow
 			}
 			return fmt.Sprintf(format, vals[1:]...), nil
-		}, nil
+		}), nil
 	}
 	return nil, errNoFast // html, js, urlquery, slice, call
 }
 
-// fixedArgs compiles a builtin of n arguments.
-func fixedArgs(args []expr, n int, fn func(vals []any) (any, error)) cmdExpr {
+// withArgs compiles a builtin that takes the values of its arguments,
+// the pipeline's final value last.
+func withArgs(args []expr, fn func(vals []any) (any, error)) cmdExpr {
 	return func(f *frame, dot, final any) (any, error) {
-		var buf [4]any
-		vals, err := evalArgs(buf[:0], f, dot, args, final)
+		vals, err := evalArgs(make([]any, 0, len(args)+1), f, dot, args, final)
 		if err != nil {
 			return nil, err
 		}
+		return fn(vals)
+	}
+}
+
+// fixedArgs compiles a builtin of n arguments.
+func fixedArgs(args []expr, n int, fn func(vals []any) (any, error)) cmdExpr {
+	return withArgs(args, func(vals []any) (any, error) {
 		if len(vals) != n {
 			return nil, errSlow
 		}
 		return fn(vals)
-	}
+	})
 }
 
 // length is text/template's len for the values confd's functions give.
