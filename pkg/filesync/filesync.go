@@ -99,10 +99,11 @@ type Syncer struct {
 	log  *logrus.Logger
 	opts Options
 	// dirs are the directories whose fsync, after a rename into them,
-	// runs in the background (see syncDirLater); pending tracks those
-	// goroutines for Wait.
+	// runs in the background (see syncDirLater), each with whether
+	// another rename came while it ran; pending tracks those goroutines
+	// for Wait.
 	mu      sync.Mutex
-	dirs    map[string]*dirSync
+	dirs    map[string]bool
 	pending sync.WaitGroup
 	// rename replaces the destination; a field so that tests can make it
 	// fail the way a bind-mounted destination does.
@@ -115,7 +116,7 @@ func New(log *logrus.Logger, opts Options) *Syncer {
 		log = logrus.New()
 		log.SetOutput(io.Discard)
 	}
-	return &Syncer{log: log, opts: opts, rename: os.Rename, dirs: map[string]*dirSync{}}
+	return &Syncer{log: log, opts: opts, rename: os.Rename, dirs: map[string]bool{}}
 }
 
 // Wait returns once the fsync of every directory a file was renamed into
@@ -290,24 +291,17 @@ func (s *Syncer) install(st *stage, dest string, content Content, want attrs, lo
 	return nil
 }
 
-// dirSync is the background fsync of one directory: running, and whether
-// another rename into the directory came after it started.
-type dirSync struct {
-	again bool
-}
-
 // syncDirLater fsyncs dir in the background, once more if a rename into it
 // comes while the fsync runs. A failure is logged: the file is installed
 // and whole either way.
 func (s *Syncer) syncDirLater(dir string, log *logrus.Entry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if d, ok := s.dirs[dir]; ok {
-		d.again = true
+	if _, running := s.dirs[dir]; running {
+		s.dirs[dir] = true
 		return
 	}
-	d := &dirSync{}
-	s.dirs[dir] = d
+	s.dirs[dir] = false
 	s.pending.Add(1)
 	go func() {
 		defer s.pending.Done()
@@ -316,12 +310,12 @@ func (s *Syncer) syncDirLater(dir string, log *logrus.Entry) {
 				log.WithError(err).Warn("fsync directory after install")
 			}
 			s.mu.Lock()
-			if !d.again {
+			if !s.dirs[dir] {
 				delete(s.dirs, dir)
 				s.mu.Unlock()
 				return
 			}
-			d.again = false
+			s.dirs[dir] = false
 			s.mu.Unlock()
 		}
 	}()

@@ -194,24 +194,25 @@ func (s *Snapshot) baseRun(lo, hi string) ([]KVPair, bool) {
 			return nil, false
 		}
 	}
-	i, j := search(s.base, lo), len(s.base)
+	i, j := s.baseRange(lo, hi)
+	return s.base[i:j:j], true
+}
+
+// baseRange returns the indexes of the base's pairs in [lo, hi) (hi ""
+// for no bound): base[i:j], with i <= j.
+func (s *Snapshot) baseRange(lo, hi string) (i, j int) {
+	i, j = search(s.base, lo), len(s.base)
 	if hi != "" {
 		j = search(s.base, hi)
 	}
-	if j < i {
-		j = i
-	}
-	return s.base[i:j:j], true
+	return i, max(i, j)
 }
 
 // maxInRange returns an upper bound of the number of keys in [lo, hi) (hi
 // "" for no bound): the keys of the base in range plus every change.
 func (s *Snapshot) maxInRange(lo, hi string) int {
-	i, j := search(s.base, lo), len(s.base)
-	if hi != "" {
-		j = search(s.base, hi)
-	}
-	n := max(j-i, 0)
+	i, j := s.baseRange(lo, hi)
+	n := j - i
 	if s.over != nil {
 		n += s.over.Len()
 	}
@@ -305,11 +306,7 @@ func (s *Snapshot) ascendRange(lo, hi string, fn func(KVPair) (skipTo string, mo
 			}
 			return true
 		}
-		i := search(s.base, pivot)
-		baseEnd := len(s.base)
-		if hi != "" {
-			baseEnd = search(s.base, hi)
-		}
+		i, baseEnd := s.baseRange(pivot, hi)
 		// baseUpTo visits the pairs of the base in range before the key
 		// limit (with limited) and reports whether the pass goes on. The
 		// end of the range is found once by binary search; the limits,
