@@ -1,39 +1,21 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/etcdconfd/confd/internal/syncio"
 )
-
-// syncBuffer is a bytes.Buffer safe for one writer and many readers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // daemon is a confd process running in the background.
 type daemon struct {
 	cmd    *exec.Cmd
-	out    *syncBuffer
+	out    *syncio.Buffer
 	done   chan struct{}
 	err    error
 	waited bool
@@ -45,7 +27,7 @@ func startDaemon(t *testing.T, env []string, args ...string) *daemon {
 	t.Helper()
 	cmd := exec.Command(confdBin, args...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
-	d := &daemon{cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
+	d := &daemon{cmd: cmd, out: &syncio.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = d.out, d.out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start confd: %v", err)

@@ -25,6 +25,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/etcdconfd/confd/internal/syncio"
 )
 
 // requireProgram returns the path of program. When it is not installed the
@@ -88,7 +90,7 @@ func (b *backend) addr() string { return b.srv.Listener.Addr().String() }
 type group struct {
 	name string
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *syncio.Buffer
 	done chan struct{}
 	err  error
 }
@@ -100,7 +102,7 @@ func startGroup(t *testing.T, program string, args ...string) *group {
 	t.Helper()
 	cmd := exec.Command(program, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	g := &group{name: program, cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
+	g := &group{name: program, cmd: cmd, out: &syncio.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = g.out, g.out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", program, err)

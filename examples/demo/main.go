@@ -22,8 +22,9 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"sync"
 	"syscall"
+
+	"github.com/etcdconfd/confd/internal/syncio"
 )
 
 // Exit codes.
@@ -44,7 +45,7 @@ func main() {
 // The walk-through goes to stdout, what confd and haproxy log to stderr.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// The daemon's log is copied to stderr while the demo writes to both.
-	stdout, stderr = &lockedWriter{w: stdout}, &lockedWriter{w: stderr}
+	stdout, stderr = syncio.NewWriter(stdout), syncio.NewWriter(stderr)
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	confd := fs.String("confd", "bin/confd", "confd `binary` to run")
@@ -84,16 +85,4 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "==> done; removing %s\n", work)
 	return exitOK
-}
-
-// lockedWriter serialises writes to w.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }

@@ -21,13 +21,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/etcdconfd/confd/internal/etcdtest"
+	"github.com/etcdconfd/confd/internal/syncio"
 )
 
 func main() {
@@ -158,7 +158,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer stopEtcd()
-	b := &bench{ctx: ctx, o: o, tmp: tmp, cli: cli, endpoint: endpoints, metrics: metricsURL, log: &lockedWriter{w: stderr}}
+	b := &bench{ctx: ctx, o: o, tmp: tmp, cli: cli, endpoint: endpoints, metrics: metricsURL, log: syncio.NewWriter(stderr)}
 	rep := report{Machine: machine(), Date: time.Now().UTC().Format(time.RFC3339)}
 	steps := map[string]func() error{
 		"startup": func() error {
@@ -233,18 +233,4 @@ func writeJSON(path string, rep report) error {
 		return err
 	}
 	return os.WriteFile(path, append(b, '\n'), 0o644)
-}
-
-// lockedWriter serialises writes: the benchmark's progress lines and the
-// stderr of the confd it runs (copied by os/exec in a goroutine of its own
-// unless stderr is a file) go to the same writer.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }

@@ -1,7 +1,6 @@
 package etcd
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -9,36 +8,18 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/etcdconfd/confd/internal/etcdtest"
+	"github.com/etcdconfd/confd/internal/syncio"
 	"github.com/sirupsen/logrus"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// syncBuffer is a log destination safe for concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func testLogger() (*logrus.Logger, *syncBuffer) {
-	buf := &syncBuffer{}
+func testLogger() (*logrus.Logger, *syncio.Buffer) {
+	buf := &syncio.Buffer{}
 	log := logrus.New()
 	log.SetOutput(buf)
 	log.SetLevel(logrus.DebugLevel)
@@ -57,7 +38,7 @@ func deadEndpoint(t *testing.T) string {
 	return ep
 }
 
-func newTestClient(t *testing.T, cfg Config) (*clientv3.Client, *syncBuffer, error) {
+func newTestClient(t *testing.T, cfg Config) (*clientv3.Client, *syncio.Buffer, error) {
 	t.Helper()
 	log, buf := testLogger()
 	c, err := NewClient(testContext(t, 30*time.Second), cfg, log)
