@@ -444,6 +444,29 @@ func TestReadPrefixesConcurrentWriter(t *testing.T) {
 	}
 }
 
+// putAndCompactAfter makes rec, after its n-th request, put key = "added"
+// and compact etcd at the revision of that put, which it returns.
+func putAndCompactAfter(t *testing.T, c *clientv3.Client, rec *recordingKV, n int, key string) *int64 {
+	t.Helper()
+	compacted := new(int64)
+	rec.after = func(i int) {
+		if i != n {
+			return
+		}
+		ctx := testContext(t, 10*time.Second)
+		resp, err := c.Put(ctx, key, "added")
+		if err != nil {
+			t.Errorf("put: %v", err)
+			return
+		}
+		*compacted = resp.Header.Revision
+		if _, err := c.Compact(ctx, *compacted, clientv3.WithCompactPhysical()); err != nil {
+			t.Errorf("compact: %v", err)
+		}
+	}
+	return compacted
+}
+
 // TestReadPrefixesStartsOverAfterCompaction compacts the revision of a read
 // between its pages: the read starts over at the new revision.
 func TestReadPrefixesStartsOverAfterCompaction(t *testing.T) {
@@ -454,29 +477,14 @@ func TestReadPrefixesStartsOverAfterCompaction(t *testing.T) {
 	}
 	first := put(t, c, data)
 
-	var compacted int64
 	rec := &recordingKV{KV: c, noStream: true}
-	rec.after = func(n int) {
-		if n != 2 {
-			return
-		}
-		ctx := testContext(t, 10*time.Second)
-		resp, err := c.Put(ctx, "/app/late", "added")
-		if err != nil {
-			t.Errorf("put: %v", err)
-			return
-		}
-		compacted = resp.Header.Revision
-		if _, err := c.Compact(ctx, compacted, clientv3.WithCompactPhysical()); err != nil {
-			t.Errorf("compact: %v", err)
-		}
-	}
+	compacted := putAndCompactAfter(t, c, rec, 2, "/app/late")
 	snap, err := ReadPrefixes(testContext(t, 20*time.Second), rec, []string{"/app"}, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if snap.Revision() != compacted || compacted <= first {
-		t.Errorf("revision = %d, want %d (after the first read at %d)", snap.Revision(), compacted, first)
+	if snap.Revision() != *compacted || *compacted <= first {
+		t.Errorf("revision = %d, want %d (after the first read at %d)", snap.Revision(), *compacted, first)
 	}
 	want := mergeMaps(data, map[string]string{"/app/late": "added"})
 	if got := snapshotMap(snap); !reflect.DeepEqual(got, want) {
@@ -489,7 +497,7 @@ func TestReadPrefixesStartsOverAfterCompaction(t *testing.T) {
 			revs = append(revs, r.rev)
 		}
 	}
-	if wantRevs := []int64{0, first, 0, compacted}; !reflect.DeepEqual(revs, wantRevs) {
+	if wantRevs := []int64{0, first, 0, *compacted}; !reflect.DeepEqual(revs, wantRevs) {
 		t.Errorf("request revisions = %v, want %v", revs, wantRevs)
 	}
 }
@@ -583,29 +591,14 @@ func TestReadPrefixesStreamStartsOverAfterCompaction(t *testing.T) {
 	data := map[string]string{"/a": "a", "/b/1": "1", "/b/2": "2"}
 	first := put(t, c, data)
 
-	var compacted int64
 	rec := &recordingKV{KV: c}
-	rec.after = func(n int) {
-		if n != 1 { // after the read of the key /a
-			return
-		}
-		ctx := testContext(t, 10*time.Second)
-		resp, err := c.Put(ctx, "/b/late", "added")
-		if err != nil {
-			t.Errorf("put: %v", err)
-			return
-		}
-		compacted = resp.Header.Revision
-		if _, err := c.Compact(ctx, compacted, clientv3.WithCompactPhysical()); err != nil {
-			t.Errorf("compact: %v", err)
-		}
-	}
+	compacted := putAndCompactAfter(t, c, rec, 1, "/b/late") // after the read of the key /a
 	snap, err := ReadPrefixes(testContext(t, 20*time.Second), rec, []string{"/a", "/b"}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if snap.Revision() != compacted || compacted <= first {
-		t.Errorf("revision = %d, want %d (after the first read at %d)", snap.Revision(), compacted, first)
+	if snap.Revision() != *compacted || *compacted <= first {
+		t.Errorf("revision = %d, want %d (after the first read at %d)", snap.Revision(), *compacted, first)
 	}
 	want := mergeMaps(data, map[string]string{"/b/late": "added"})
 	if got := snapshotMap(snap); !reflect.DeepEqual(got, want) {

@@ -88,6 +88,21 @@ func waitContent(t *testing.T, path, want string) {
 	}
 }
 
+// waitExists waits up to 10 s for path to exist, and fails with msg.
+func waitExists(t *testing.T, path, msg string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(msg)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func newCounting(gate chan struct{}) *countingSyncer {
 	return &countingSyncer{next: filesync.New(quietLogger(), filesync.Options{}), gate: gate, syncs: map[string]int{}}
 }
@@ -148,16 +163,7 @@ func TestWatchRetriesFailuresWithoutNewChange(t *testing.T) {
 
 	deliver(kv.FromMap(1, map[string]string{"/a/v": "1"}), nil)
 	waitContent(t, r.Dest, "1")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := os.Stat(marker + ".reloaded"); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the failed reload was never run again")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitExists(t, marker+".reloaded", "the failed reload was never run again")
 }
 
 func TestWatchWaitsForQuiescence(t *testing.T) {
@@ -245,16 +251,7 @@ func TestWatchCarriesPendingReloadOver(t *testing.T) {
 	}
 	deliver := startWatch(t, p, DaemonOptions{})
 	deliver(kv.FromMap(1, map[string]string{"/a/v": "1"}), nil)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := os.Stat(marker); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the pending reload was not run")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitExists(t, marker, "the pending reload was not run")
 }
 
 func TestWatchReadyAfterEveryFirstAttempt(t *testing.T) {
