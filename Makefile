@@ -89,6 +89,7 @@ define fuzz-each
 	$(call fuzz-one,FuzzViewLookups,./pkg/kv/,$(1))
 	$(call fuzz-one,FuzzApply,./pkg/kv/,$(1))
 	$(call fuzz-one,FuzzMirrorEvents,./pkg/etcd/,$(1))
+	$(call fuzz-one,FuzzChunkDecode,./pkg/etcd/,$(1))
 	$(call fuzz-one,FuzzFuncs,./pkg/render/,$(1))
 	$(call fuzz-one,FuzzFastPath,./pkg/render/,$(1))
 endef

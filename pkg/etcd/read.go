@@ -103,7 +103,12 @@ func (r *spanReader) read(ctx context.Context, s span) error {
 		return r.readKey(ctx, s)
 	}
 	if r.stream {
-		err := r.readStream(ctx, s)
+		var err error
+		if c, ok := r.c.(connector); ok {
+			err = r.readConnStream(ctx, c.ActiveConnection(), s)
+		} else {
+			err = r.readStream(ctx, s)
+		}
 		if status.Code(err) != codes.Unimplemented {
 			return err
 		}
