@@ -103,12 +103,7 @@ func (r *spanReader) read(ctx context.Context, s span) error {
 		return r.readKey(ctx, s)
 	}
 	if r.stream {
-		var err error
-		if c, ok := r.c.(connector); ok {
-			err = r.readConnStream(ctx, c.ActiveConnection(), s)
-		} else {
-			err = r.readStream(ctx, s)
-		}
+		err := r.readStream(ctx, s)
 		if status.Code(err) != codes.Unimplemented {
 			return err
 		}
@@ -135,46 +130,6 @@ func (r *spanReader) readKey(ctx context.Context, s span) error {
 	r.fix(resp.Header.Revision)
 	r.put(resp.Kvs)
 	return nil
-}
-
-// readStream reads the keys of s with one range stream: etcd sends them in
-// chunks of bounded size, all at the revision of the stream, and neither
-// side waits for the other between chunks. Unlike pages of a paged read, a
-// chunk does not make etcd count the keys that follow it, so the cost of a
-// read grows with the number of keys and not with its square. The error of
-// an etcd without range streams wraps the gRPC status Unimplemented.
-func (r *spanReader) readStream(ctx context.Context, s span) error {
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	opts := []clientv3.OpOption{clientv3.WithRange(s.end)}
-	if r.rev != 0 {
-		opts = append(opts, clientv3.WithRev(r.rev))
-	}
-	ch, err := r.c.GetStream(sctx, s.key, opts...)
-	if err != nil {
-		return readError(r.c, s, r.rev, err)
-	}
-	// The stream's goroutine ends only once its channel is drained or its
-	// context ended: cancel, then drain, on every return.
-	defer func() {
-		cancel()
-		for range ch {
-		}
-	}()
-	for resp := range ch {
-		if err := resp.Err(); err != nil {
-			return readError(r.c, s, r.rev, err)
-		}
-		r.put(resp.Kvs)
-		if resp.Header != nil { // the last chunk; only it has the revision
-			r.fix(resp.Header.Revision)
-			return nil
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return readError(r.c, s, r.rev, err)
-	}
-	return readError(r.c, s, r.rev, errors.New("range stream ended without its last chunk"))
 }
 
 // readPages reads the keys of s page by page, pageSize keys at a time.

@@ -10,6 +10,7 @@ import (
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -24,18 +25,71 @@ type connector interface {
 	ActiveConnection() *grpc.ClientConn
 }
 
-// readConnStream reads the keys of s with one range stream on conn, like
-// readStream, but decodes etcd's answers itself: the keys and values of a
-// chunk are copied into one block of memory and put into the snapshot as
-// they are decoded, without the three allocations per key (the KeyValue,
-// its key and its value) of the client's decoder, most of them garbage as
-// soon as the snapshot has the pair. The call goes through the client's
-// connection and so through its interceptors, which add the auth token.
-func (r *spanReader) readConnStream(ctx context.Context, conn *grpc.ClientConn, s span) error {
+// rangeStream is one range stream of etcd: etcd sends the keys of a range
+// in chunks of bounded size, all at the revision of the stream, and
+// neither side waits for the other between chunks. Unlike pages of a paged
+// read, a chunk does not make etcd count the keys that follow it, so the
+// cost of a read grows with the number of keys and not with its square.
+type rangeStream interface {
+	// next puts the pairs of the next answer into b.
+	next(b *kv.Builder) (answer, error)
+	// close ends the stream, read to its end or not, and waits for what
+	// it started.
+	close()
+}
+
+// answer is what next says of an answer of a range stream.
+type answer struct {
+	last bool // the last answer, which alone has the revision
+	rev  int64
+}
+
+// readStream reads the keys of s with one range stream.
+func (r *spanReader) readStream(ctx context.Context, s span) error {
+	st, err := r.openStream(ctx, s)
+	if err != nil {
+		return r.streamError(ctx, s, err)
+	}
+	defer st.close()
+	for {
+		a, err := st.next(r.b)
+		if err != nil {
+			return r.streamError(ctx, s, err)
+		}
+		if a.last {
+			r.fix(a.rev)
+			return nil
+		}
+	}
+}
+
+// openStream opens a range stream of the keys of s at r.rev (the current
+// revision when 0). On a client's own connection the answers are decoded
+// by chunkCodec: the keys and values of an answer are copied into one
+// block of memory and put into the snapshot as they are decoded, without
+// the three allocations per key (the KeyValue, its key and its value) of
+// the client's decoder, most of them garbage as soon as the snapshot has
+// the pair. The call goes through the client's connection and so through
+// its interceptors, which add the auth token. Other clients decode with
+// the client's GetStream. The error of an etcd without range streams
+// wraps the gRPC status Unimplemented.
+func (r *spanReader) openStream(ctx context.Context, s span) (rangeStream, error) {
 	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	c, ok := r.c.(connector)
+	if !ok {
+		opts := []clientv3.OpOption{clientv3.WithRange(s.end)}
+		if r.rev != 0 {
+			opts = append(opts, clientv3.WithRev(r.rev))
+		}
+		ch, err := r.c.GetStream(sctx, s.key, opts...)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		return &clientStream{ch: ch, cancel: cancel}, nil
+	}
 	req := &pb.RangeRequest{Key: []byte(s.key), RangeEnd: []byte(s.end), Revision: r.rev}
-	cs, err := conn.NewStream(sctx, &pb.KV_ServiceDesc.Streams[0], pb.KV_RangeStream_FullMethodName,
+	cs, err := c.ActiveConnection().NewStream(sctx, &pb.KV_ServiceDesc.Streams[0], pb.KV_RangeStream_FullMethodName,
 		grpc.ForceCodecV2(chunkCodec{}), grpc.MaxCallRecvMsgSize(math.MaxInt32))
 	if err == nil {
 		err = cs.SendMsg(req)
@@ -43,16 +97,16 @@ func (r *spanReader) readConnStream(ctx context.Context, conn *grpc.ClientConn, 
 	if err == nil {
 		err = cs.CloseSend()
 	}
-	for err == nil {
-		c := chunk{b: r.b}
-		if err = cs.RecvMsg(&c); err != nil {
-			break
-		}
-		if c.last { // only the last chunk has the revision
-			r.fix(c.rev)
-			return nil
-		}
+	if err != nil {
+		cancel()
+		return nil, err
 	}
+	return &connStream{cs: cs, cancel: cancel}, nil
+}
+
+// streamError is the error of a read of s with a range stream that failed
+// with err.
+func (r *spanReader) streamError(ctx context.Context, s span, err error) error {
 	switch {
 	case ctx.Err() != nil:
 		err = ctx.Err()
@@ -62,6 +116,51 @@ func (r *spanReader) readConnStream(ctx context.Context, conn *grpc.ClientConn, 
 		err = rpctypes.Error(err)
 	}
 	return readError(r.c, s, r.rev, err)
+}
+
+// connStream is a range stream on a client's connection.
+type connStream struct {
+	cs     grpc.ClientStream
+	cancel context.CancelFunc
+}
+
+func (st *connStream) next(b *kv.Builder) (answer, error) {
+	c := chunk{b: b}
+	err := st.cs.RecvMsg(&c)
+	return c.answer, err
+}
+
+func (st *connStream) close() { st.cancel() }
+
+// clientStream is a range stream of the client's GetStream.
+type clientStream struct {
+	ch     clientv3.GetStreamChan
+	cancel context.CancelFunc
+}
+
+func (st *clientStream) next(b *kv.Builder) (answer, error) {
+	resp, ok := <-st.ch
+	if !ok {
+		return answer{}, io.EOF
+	}
+	if err := resp.Err(); err != nil {
+		return answer{}, err
+	}
+	for _, p := range resp.Kvs {
+		b.Put(bytesString(p.Key), bytesString(p.Value))
+	}
+	if resp.Header == nil {
+		return answer{}, nil
+	}
+	return answer{last: true, rev: resp.Header.Revision}, nil
+}
+
+// close cancels the stream and drains its channel: the client's goroutine
+// behind it ends only then.
+func (st *clientStream) close() {
+	st.cancel()
+	for range st.ch {
+	}
 }
 
 // chunkCodec encodes requests with protobuf and decodes the answers of a
@@ -96,9 +195,8 @@ func (chunkCodec) Unmarshal(data mem.BufferSlice, v any) error {
 // chunk is one answer of a range stream (a RangeStreamResponse), decoded
 // into a snapshot builder.
 type chunk struct {
-	b    *kv.Builder
-	last bool  // the answer has a header: it is the last one
-	rev  int64 // the header's revision
+	b *kv.Builder
+	answer
 }
 
 // Field numbers of the messages a chunk decodes.
