@@ -12,8 +12,11 @@
 //  4. run check_cmd against the stage file ({{.src}});
 //  5. chown, then chmod the stage file to the wanted owner and mode, and
 //     fsync it;
-//  6. rename it over the destination, and fsync the directory in the
-//     background (Syncer.Wait waits for it);
+//  6. give the destination a second name next to the stage file, rename
+//     the stage file over the destination, then remove that second name
+//     and fsync the directory in the background (Syncer.Wait waits for
+//     both): a rename that dropped the old file's last name would free its
+//     blocks there and then, which takes milliseconds;
 //  7. run reload_cmd.
 //
 // A failure before step 6 leaves the destination untouched and removes the

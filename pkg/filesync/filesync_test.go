@@ -330,7 +330,9 @@ func TestSync(t *testing.T) {
 			target.CheckCmd = strings.ReplaceAll(target.CheckCmd, "DIR", dir)
 			target.ReloadCmd = strings.ReplaceAll(target.ReloadCmd, "DIR", dir)
 
-			res, err := New(testLogger(t), tt.opts).Sync(context.Background(), target, []byte(tt.content))
+			syncer := New(testLogger(t), tt.opts)
+			res, err := syncer.Sync(context.Background(), target, []byte(tt.content))
+			syncer.Wait()
 
 			switch tt.wantErrKind {
 			case "":
@@ -644,6 +646,17 @@ func TestDirectorySyncRunsInBackground(t *testing.T) {
 	if left != 0 {
 		t.Fatalf("%d directory syncs still registered after Wait", left)
 	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != writers {
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		t.Errorf("directory holds %q, want the %d destinations alone", names, writers)
+	}
 	for w := range writers {
 		got, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("f%d", w)))
 		if err != nil {
@@ -652,6 +665,55 @@ func TestDirectorySyncRunsInBackground(t *testing.T) {
 		if want := fmt.Sprintf("%d %d\n", w, rounds-1); string(got) != want {
 			t.Errorf("f%d = %q, want %q", w, got, want)
 		}
+	}
+}
+
+// TestInstallKeepsReplacedFileNamed checks that the file an install
+// replaces still has a second name when the rename takes the first, so
+// that the rename does not free it, and that the second name is gone after
+// Wait; and that without hard links the install goes ahead all the same.
+func TestInstallKeepsReplacedFileNamed(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		linkErr   error
+		wantLinks uint64
+	}{
+		{"hard links", nil, 2},
+		{"no hard links", syscall.EPERM, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			dest := filepath.Join(dir, "app.conf")
+			writeExisting(t, dest, existing{"old\n", 0o644})
+			s := New(testLogger(t), Options{})
+			if tc.linkErr != nil {
+				s.link = func(string, string) error { return tc.linkErr }
+			}
+			var links uint64
+			s.rename = func(oldpath, newpath string) error {
+				var st syscall.Stat_t
+				if err := syscall.Stat(newpath, &st); err != nil {
+					return err
+				}
+				links = uint64(st.Nlink)
+				return os.Rename(oldpath, newpath)
+			}
+			if _, err := s.Sync(context.Background(), Target{Dest: dest}, []byte("new\n")); err != nil {
+				t.Fatal(err)
+			}
+			if links != tc.wantLinks {
+				t.Errorf("the replaced file had %d names at the rename, want %d", links, tc.wantLinks)
+			}
+			s.Wait()
+			if got := readFile(t, dest); got != "new\n" {
+				t.Errorf("dest = %q, want %q", got, "new\n")
+			}
+			if left := stageFiles(t, dest); len(left) != 0 {
+				t.Errorf("files left beside dest = %q", left)
+			}
+		})
 	}
 }
 
