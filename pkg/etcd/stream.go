@@ -120,12 +120,13 @@ func (r *spanReader) streamError(ctx context.Context, s span, err error) error {
 
 // connStream is a range stream on a client's connection.
 type connStream struct {
-	cs     grpc.ClientStream
-	cancel context.CancelFunc
+	cs      grpc.ClientStream
+	cancel  context.CancelFunc
+	scratch []kvBytes
 }
 
 func (st *connStream) next(b *kv.Builder) (answer, error) {
-	c := chunk{b: b}
+	c := chunk{b: b, scratch: &st.scratch}
 	err := st.cs.RecvMsg(&c)
 	return c.answer, err
 }
@@ -196,6 +197,9 @@ func (chunkCodec) Unmarshal(data mem.BufferSlice, v any) error {
 // into a snapshot builder.
 type chunk struct {
 	b *kv.Builder
+	// scratch, when not nil, is kept from one answer to the next to
+	// collect the pairs of an answer before they are copied.
+	scratch *[]kvBytes
 	answer
 }
 
@@ -215,27 +219,100 @@ const (
 // skipped, a message field sent twice is merged and a scalar sent twice
 // keeps its last value. A malformed answer is an error and puts nothing.
 func (c *chunk) decode(b []byte) error {
-	// The first pass checks the answer and sizes the block; the second
-	// copies the pairs.
-	var size int
-	if err := walkChunk(b, func(key, value []byte) { size += len(key) + len(value) }, c.header); err != nil {
+	var pairs []kvBytes
+	if c.scratch != nil {
+		pairs = (*c.scratch)[:0]
+	}
+	pairs, size, err := c.scan(b, pairs)
+	if err != nil {
 		return fmt.Errorf("decode range stream answer: %w", err)
 	}
 	block := make([]byte, 0, size)
-	return walkChunk(b, func(key, value []byte) {
+	for _, p := range pairs {
 		start := len(block)
-		block = append(block, key...)
-		block = append(block, value...)
-		c.b.Put(blockString(block[start:start+len(key)]), blockString(block[start+len(key):]))
-	}, func(*int64) {})
+		block = append(append(block, p.key...), p.value...)
+		kv := block[start:]
+		c.b.Put(blockString(kv[:len(p.key)]), blockString(kv[len(p.key):]))
+	}
+	if c.scratch != nil {
+		clear(pairs) // they point into b, which gRPC reuses
+		*c.scratch = pairs[:0]
+	}
+	return nil
 }
 
-// header records a ResponseHeader, and its revision when rev is not nil.
-func (c *chunk) header(rev *int64) {
-	c.last = true
-	if rev != nil {
-		c.rev = *rev
+// kvBytes is the key and value of a KeyValue, in the answer decoded.
+type kvBytes struct {
+	key, value []byte
+}
+
+// scan reads the RangeStreamResponse b: it appends the key and value of
+// each KeyValue to pairs, records the header and returns the size of the
+// keys and values.
+func (c *chunk) scan(b []byte, pairs []kvBytes) (_ []kvBytes, size int, err error) {
+	for len(b) > 0 {
+		var f field
+		if b, err = f.next(b); err != nil {
+			return nil, 0, err
+		}
+		if f.num != fieldStreamRange || f.typ != protowire.BytesType {
+			continue
+		}
+		for r := f.v; len(r) > 0; {
+			var g field
+			if r, err = g.next(r); err != nil {
+				return nil, 0, err
+			}
+			switch {
+			case g.num == fieldRangeHeader && g.typ == protowire.BytesType:
+				if err := c.scanHeader(g.v); err != nil {
+					return nil, 0, err
+				}
+			case g.num == fieldRangeKVs && g.typ == protowire.BytesType:
+				key, value, err := scanKV(g.v)
+				if err != nil {
+					return nil, 0, err
+				}
+				size += len(key) + len(value)
+				pairs = append(pairs, kvBytes{key, value})
+			}
+		}
 	}
+	return pairs, size, nil
+}
+
+// scanHeader checks the ResponseHeader b, notes that the chunk is the
+// last and keeps the last revision in b.
+func (c *chunk) scanHeader(b []byte) error {
+	c.last = true
+	for len(b) > 0 {
+		var f field
+		var err error
+		if b, err = f.next(b); err != nil {
+			return err
+		}
+		if f.num == fieldHeaderRevision && f.typ == protowire.VarintType {
+			c.rev = int64(f.x)
+		}
+	}
+	return nil
+}
+
+// scanKV returns the key and value of the KeyValue b.
+func scanKV(b []byte) (key, value []byte, err error) {
+	for len(b) > 0 {
+		var f field
+		if b, err = f.next(b); err != nil {
+			return nil, nil, err
+		}
+		switch {
+		case f.num == fieldKVKey && f.typ == protowire.BytesType:
+			key = f.v
+		case f.num == fieldKVValue && f.typ == protowire.BytesType:
+			value = f.v
+		}
+	}
+	return key, value, nil
 }
 
 // blockString returns b as a string sharing b's memory, which nothing
@@ -247,75 +324,53 @@ func blockString(b []byte) string {
 	return unsafe.String(&b[0], len(b))
 }
 
-// walkChunk calls pair for each KeyValue of the RangeStreamResponse b, and
-// header with nil for each ResponseHeader and with each revision in one.
-func walkChunk(b []byte, pair func(key, value []byte), header func(rev *int64)) error {
-	return walkFields(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
-		if num != fieldStreamRange || typ != protowire.BytesType {
-			return nil
-		}
-		return walkFields(v, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
-			switch {
-			case num == fieldRangeHeader && typ == protowire.BytesType:
-				header(nil)
-				return walkFields(v, func(num protowire.Number, typ protowire.Type, _ []byte, x uint64) error {
-					if num == fieldHeaderRevision && typ == protowire.VarintType {
-						rev := int64(x)
-						header(&rev)
-					}
-					return nil
-				})
-			case num == fieldRangeKVs && typ == protowire.BytesType:
-				var key, value []byte
-				err := walkFields(v, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
-					switch {
-					case num == fieldKVKey && typ == protowire.BytesType:
-						key = v
-					case num == fieldKVValue && typ == protowire.BytesType:
-						value = v
-					}
-					return nil
-				})
-				if err == nil {
-					pair(key, value)
-				}
-				return err
-			}
-			return nil
-		})
-	})
+// field is one field of a protobuf message: the contents of a
+// length-delimited field in v, the value of a varint in x.
+type field struct {
+	num protowire.Number
+	typ protowire.Type
+	v   []byte
+	x   uint64
 }
 
-// walkFields calls field for each field of the protobuf message b: with
-// the contents of a length-delimited field, or the value of a varint.
-// Other wire types are checked and skipped.
-func walkFields(b []byte, field func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error) error {
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return protowire.ParseError(n)
-		}
-		if !num.IsValid() {
-			return fmt.Errorf("invalid field number %d", num)
-		}
-		b = b[n:]
-		var v []byte
-		var x uint64
-		switch typ {
-		case protowire.BytesType:
-			v, n = protowire.ConsumeBytes(b)
+// next reads the field at the start of b into f and returns the rest of
+// b. Fields of other wire types are checked and skipped.
+func (f *field) next(b []byte) ([]byte, error) {
+	// Tags of the fields a chunk has fit in one byte, and so do most
+	// lengths and revisions: read those here, and leave the rest to
+	// protowire.
+	if len(b) >= 2 && b[0] < 0x80 && b[0] >= 8 && b[1] < 0x80 {
+		f.num, f.typ = protowire.Number(b[0]>>3), protowire.Type(b[0]&7)
+		switch f.typ {
 		case protowire.VarintType:
-			x, n = protowire.ConsumeVarint(b)
-		default:
-			n = protowire.ConsumeFieldValue(num, typ, b)
-		}
-		if n < 0 {
-			return protowire.ParseError(n)
-		}
-		b = b[n:]
-		if err := field(num, typ, v, x); err != nil {
-			return err
+			f.x = uint64(b[1])
+			return b[2:], nil
+		case protowire.BytesType:
+			if n := int(b[1]); n <= len(b)-2 {
+				f.v = b[2 : 2+n]
+				return b[2+n:], nil
+			}
 		}
 	}
-	return nil
+	num, typ, n := protowire.ConsumeTag(b)
+	if n < 0 {
+		return nil, protowire.ParseError(n)
+	}
+	if !num.IsValid() {
+		return nil, fmt.Errorf("invalid field number %d", num)
+	}
+	b = b[n:]
+	f.num, f.typ = num, typ
+	switch typ {
+	case protowire.BytesType:
+		f.v, n = protowire.ConsumeBytes(b)
+	case protowire.VarintType:
+		f.x, n = protowire.ConsumeVarint(b)
+	default:
+		n = protowire.ConsumeFieldValue(num, typ, b)
+	}
+	if n < 0 {
+		return nil, protowire.ParseError(n)
+	}
+	return b[n:], nil
 }
