@@ -667,6 +667,11 @@ func (c *compiler) stringPrintf(argNodes []parse.Node) sexpr {
 	if !ok {
 		return nil
 	}
+	if texts, ok := printfTexts(format.Text); ok && len(texts) == len(argNodes) {
+		if sargs := c.plainStringOperands(argNodes[1:]); sargs != nil {
+			return concatPrintf(texts, sargs)
+		}
+	}
 	args := make([]expr, len(argNodes)-1)
 	for i, a := range argNodes[1:] {
 		e, err := c.operand(a)
@@ -685,8 +690,89 @@ func (c *compiler) stringPrintf(argNodes []parse.Node) sexpr {
 	}
 }
 
+// printfTexts splits a printf format made only of text, "%%" and "%s"
+// into the texts around its verbs: n verbs give n+1 texts. ok is false for
+// any other verb, a flag, a width or a trailing "%".
+func printfTexts(format string) (texts []string, ok bool) {
+	var cur strings.Builder
+	for i := 0; i < len(format); i++ {
+		if format[i] != '%' {
+			cur.WriteByte(format[i])
+			continue
+		}
+		if i+1 == len(format) {
+			return nil, false
+		}
+		i++
+		switch format[i] {
+		case '%':
+			cur.WriteByte('%')
+		case 's':
+			texts = append(texts, cur.String())
+			cur.Reset()
+		default:
+			return nil, false
+		}
+	}
+	return append(texts, cur.String()), true
+}
+
+// plainStringOperands compiles operands that give a string without calling
+// anything (a constant, dot, a field of a pair), or returns nil.
+func (c *compiler) plainStringOperands(nodes []parse.Node) []sexpr {
+	out := make([]sexpr, 0, len(nodes))
+	for _, n := range nodes {
+		switch n.(type) {
+		case *parse.StringNode, *parse.DotNode, *parse.FieldNode, *parse.VariableNode:
+		default:
+			return nil
+		}
+		e := c.stringOperand(n)
+		if e == nil {
+			return nil
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// concatPrintf is printf of a format of texts and "%s" verbs, one for each
+// argument: when every argument is a string, which fmt prints as it is,
+// the texts and the arguments joined.
+func concatPrintf(texts []string, args []sexpr) sexpr {
+	return func(f *frame, dot any) (string, bool, error) {
+		var buf [4]string
+		vals := buf[:0]
+		n := 0
+		for i, a := range args {
+			s, ok, err := a(f, dot)
+			if !ok || err != nil {
+				return "", ok, err
+			}
+			vals = append(vals, s)
+			n += len(texts[i]) + len(s)
+		}
+		if len(vals) == 1 {
+			return texts[0] + vals[0] + texts[1], true, nil
+		}
+		var b strings.Builder
+		b.Grow(n + len(texts[len(vals)]))
+		for i, s := range vals {
+			b.WriteString(texts[i])
+			b.WriteString(s)
+		}
+		b.WriteString(texts[len(vals)])
+		return b.String(), true, nil
+	}
+}
+
 func (c *compiler) stringOperand(n parse.Node) sexpr {
 	switch n := n.(type) {
+	case *parse.DotNode:
+		return func(_ *frame, dot any) (string, bool, error) {
+			s, ok := dot.(string)
+			return s, ok, nil
+		}
 	case *parse.StringNode:
 		text := n.Text
 		return func(*frame, any) (string, bool, error) { return text, true, nil }

@@ -165,6 +165,12 @@ func TestFastPathCases(t *testing.T) {
 		{"index-one", `{{index "x"}}{{range gets "/x/*"}}{{index .}}{{end}}`, custom},
 		{"index-float", `{{index (list 1 2) 1.0}}`, std},
 		{"print-funcs", `{{print 1 2}} {{print "a" 1 2 "b"}} {{println 1 "a"}} {{printf "%d %s %v %T" 1 "s" 2.5 'a'}} {{printf "%d"}}`, std},
+		// printf of texts and %s verbs alone joins strings without fmt
+		{"printf-concat-dot", `{{range ls "/app/servers"}}{{getv (printf "/app/servers/%s" .)}};{{printf "%s=%s|" . .}}{{end}}`, std},
+		{"printf-concat-pairs", `{{range gets "/x/*"}}{{printf "%s -> %s (100%%)" .Key .Value}};{{end}}{{printf "no verbs"}}{{printf ""}}{{printf "%%"}}`, custom},
+		{"printf-concat-dot-not-string", `{{range seq 1 2}}{{printf "n%s" .}}{{end}}{{printf "%s" .}}{{range gets "/x/*"}}{{printf "[%s]" .}}{{end}}`, custom},
+		{"printf-concat-mismatch", `{{printf "%s %s" "a"}}|{{printf "%s" "a" "b"}}|{{printf "%5s|%-3s|%q" "a" "b" "c"}}|{{printf "%s%"  "a"}}|{{printf "%"}}`, std},
+		{"printf-concat-pair-var", `{{$p := get "/app/config/port"}}{{printf "%s:%s" $p.Key $p.Value}}{{$q := 1}}{{printf "%s" $q}}`, std},
 		{"printf-final", `{{"a" | printf "%s-%s" "b"}}{{printf "%v" .}}{{printf "%s" $}}`, std},
 		{"printf-pair", `{{range gets "/x/*"}}{{printf "%v|%T|%s" . . .Key}}{{. | printf "%v"}}{{end}}`, custom},
 		{"printf-nonconst", `{{$f := "%s!"}}{{printf $f "x"}}{{printf (print "%d") 1}}`, std},
