@@ -51,11 +51,11 @@ type (
 	cmdExpr func(f *frame, dot, final any) (any, error)
 )
 
-// A *kv.KVPair stands for the pair it points to: the fast path gives the
-// elements of a []kv.KVPair by reference and reads, prints and tests them
-// as the pair itself, as text/template does with a pointer. Before a
-// pointer reaches a function it is replaced by the pair (see evalArgs),
-// so functions see what text/template gives them.
+// A *kv.KVPair stands for the pair it points to, and a *string for the
+// string: the fast path gives the elements of a []kv.KVPair and of a
+// []string by reference and reads, prints and tests them as the element
+// itself. Before a pointer reaches a function it is replaced by the
+// element (see evalArgs), so functions see what text/template gives them.
 
 // missingType marks the absent final argument of a pipeline's first
 // command.
@@ -378,8 +378,9 @@ func rangeOver(f *frame, v any, twoVars bool, iterate func(f *frame, index, elem
 		}
 		return len(v) > 0, nil
 	case []string:
+		// By reference too, which spares boxing each string.
 		for i := range v {
-			if stop, err := iterate(f, idx(i), v[i]); stop || err != nil {
+			if stop, err := iterate(f, idx(i), &v[i]); stop || err != nil {
 				return true, err
 			}
 		}
@@ -770,8 +771,13 @@ func (c *compiler) stringOperand(n parse.Node) sexpr {
 	switch n := n.(type) {
 	case *parse.DotNode:
 		return func(_ *frame, dot any) (string, bool, error) {
-			s, ok := dot.(string)
-			return s, ok, nil
+			switch d := dot.(type) {
+			case string:
+				return d, true, nil
+			case *string:
+				return *d, true, nil
+			}
+			return "", false, nil
 		}
 	case *parse.StringNode:
 		text := n.Text
@@ -860,6 +866,8 @@ func field(v any, name string, last bool) (any, error) {
 		if v != nil {
 			return field(*v, name, last)
 		}
+	case *string:
+		return field(*v, name, last)
 	case kv.KVPair:
 		switch name {
 		case "Key":
@@ -896,6 +904,9 @@ func printValue(w *chunkWriter, v any) error {
 			return errSlow
 		}
 		return printValue(w, *v)
+	case *string:
+		_, err := w.WriteString(*v)
+		return err
 	case int, bool, float64, kv.KVPair, []string, []kv.KVPair, map[string]any, map[string]string, []any, []int:
 		_, err := fmt.Fprint(w, v)
 		return err
@@ -933,6 +944,8 @@ func isTrue(v any) (bool, error) {
 		return true, nil
 	case *kv.KVPair:
 		return v != nil, nil
+	case *string:
+		return *v != "", nil
 	case []kv.KVPair:
 		return len(v) > 0, nil
 	case []string:

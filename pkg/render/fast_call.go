@@ -68,7 +68,12 @@ func evalArgs(vals []any, f *frame, dot any, args []expr, final any) ([]any, err
 }
 
 func deref(v any) any {
-	if p, ok := v.(*kv.KVPair); ok && p != nil {
+	switch p := v.(type) {
+	case *kv.KVPair:
+		if p != nil {
+			return *p
+		}
+	case *string:
 		return *p
 	}
 	return v

@@ -165,6 +165,14 @@ func TestFastPathCases(t *testing.T) {
 		{"index-one", `{{index "x"}}{{range gets "/x/*"}}{{index .}}{{end}}`, custom},
 		{"index-float", `{{index (list 1 2) 1.0}}`, std},
 		{"print-funcs", `{{print 1 2}} {{print "a" 1 2 "b"}} {{println 1 "a"}} {{printf "%d %s %v %T" 1 "s" 2.5 'a'}} {{printf "%d"}}`, std},
+		// the strings of a []string are passed by reference
+		{"range-strings-uses", `{{range $i, $n := ls "/x"}}{{$i}}:{{.}}|{{$n}}|{{if .}}t{{end}}|{{with .}}{{.}}{{end}}|{{eq . "a"}}|{{len .}}|{{not .}}|{{and 1 .}}|{{or . 2}}|{{printf "%v %q %T %s" . . . .}}|{{. | printf "%s"}}|{{base .}}|{{index (ls "/x") $i}};{{end}}`, custom},
+		{"range-strings-var-after", `{{$last := ""}}{{range ls "/x"}}{{$last = .}}{{end}}{{$last}}{{printf "%T" $last}}{{$w := ""}}{{range $e := ls "/x"}}{{$w = $e}}{{end}}{{$w}}`, custom},
+		{"range-strings-empty", `{{range ls "/y"}}[{{.}}]{{if .}}t{{else}}f{{end}}{{len .}}{{end}}`, custom},
+		{"range-strings-nested", `{{range ls "/x"}}{{$d := .}}{{range ls (printf "/x/%s" .)}}{{$d}}/{{.}};{{end}}{{end}}`, custom},
+		{"range-strings-field", `{{range ls "/x"}}{{.Key}}{{end}}`, custom},
+		{"range-strings-range-dot", `{{range ls "/x"}}{{range .}}{{.}}{{end}}{{end}}`, custom},
+		{"range-strings-compare", `{{range ls "/x"}}{{lt . "b"}}{{ne . "c"}}{{if eq . "a" "b"}}ab{{end}}{{end}}`, custom},
 		// printf of texts and %s verbs alone joins strings without fmt
 		{"printf-concat-dot", `{{range ls "/app/servers"}}{{getv (printf "/app/servers/%s" .)}};{{printf "%s=%s|" . .}}{{end}}`, std},
 		{"printf-concat-pairs", `{{range gets "/x/*"}}{{printf "%s -> %s (100%%)" .Key .Value}};{{end}}{{printf "no verbs"}}{{printf ""}}{{printf "%%"}}`, custom},

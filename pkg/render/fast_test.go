@@ -82,6 +82,8 @@ func TestFastPathMatchesTextTemplate(t *testing.T) {
 		{`{{range $i, $p := gets "/nothing/*"}}x{{else}}empty {{$p}} {{$i}}{{end}}`, true},
 		{`{{range gets "/app/servers/*"}}{{if eq (base .Key) "cocky_morse"}}{{continue}}{{end}}{{.Key}}{{if eq (base .Key) "goofy_goldstine"}}{{break}}{{end}},{{end}}`, true},
 		{`{{$n := 0}}{{range ls "/app/servers"}}{{$n = add $n 1}}{{end}}{{$n}}`, true},
+		{`{{range $i, $n := ls "/app/servers"}}{{$i}}:{{.}}|{{$n}}|{{if .}}t{{end}}|{{with .}}{{.}}{{end}}|{{eq . "cocky_morse"}}|{{len .}}|{{not .}}|{{and 1 .}}|{{printf "%v %q %T %s" . . . .}}|{{base .}};{{end}}`, true},
+		{`{{$last := ""}}{{range ls "/app/servers"}}{{$last = .}}{{end}}{{$last}} {{printf "%T" $last}}`, true},
 		{`{{with getv "/app/config/port"}}port {{.}}{{else}}none{{end}}`, true},
 		{`{{with getv "/app/config/empty"}}port {{.}}{{else with getv "/app/config/csv"}}csv {{.}}{{else}}none{{end}}`, true},
 		{`{{if exists "/app/config/port"}}yes{{else if exists "/x"}}x{{else}}no{{end}}`, true},
