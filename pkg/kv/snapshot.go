@@ -2,7 +2,6 @@ package kv
 
 import (
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/google/btree"
@@ -178,7 +177,17 @@ func lookup(base []KVPair, over *btree.BTreeG[entry], key string) (string, bool)
 // search returns the index of the first pair of base whose key is key or
 // after it.
 func search(base []KVPair, key string) int {
-	return sort.Search(len(base), func(i int) bool { return base[i].Key >= key })
+	// sort.Search, with the comparison inline rather than a call per step.
+	lo, hi := 0, len(base)
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if base[mid].Key < key {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return lo
 }
 
 // baseRun returns the pairs of [lo, hi) (hi "" for no bound) as a part of
