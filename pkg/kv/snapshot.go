@@ -3,6 +3,7 @@ package kv
 import (
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/google/btree"
 )
@@ -169,6 +170,34 @@ func lookup(base []KVPair, over *btree.BTreeG[entry], key string) (string, bool)
 		}
 	}
 	if i := search(base, key); i < len(base) && base[i].Key == key {
+		return base[i].Value, true
+	}
+	return "", false
+}
+
+// lookupNear is Lookup for lookups in ascending order of key, as a
+// template makes that looks up each name that ls gave: near holds the
+// index in the base where the previous lookup ended, and a key at that
+// index or the next one is found with a comparison or two instead of a
+// binary search. Any other key is searched for as usual.
+func (s *Snapshot) lookupNear(key string, near *atomic.Int64) (string, bool) {
+	if s.over != nil {
+		if e, ok := s.over.Get(entry{KVPair: KVPair{Key: key}}); ok {
+			return e.Value, !e.deleted
+		}
+	}
+	base := s.base
+	i := int(near.Load())
+	if i < len(base) && base[i].Key == key {
+		return base[i].Value, true
+	}
+	if i+1 < len(base) && base[i].Key < key && key <= base[i+1].Key {
+		i++
+	} else {
+		i = search(base, key)
+	}
+	if i < len(base) && base[i].Key == key {
+		near.Store(int64(i))
 		return base[i].Value, true
 	}
 	return "", false

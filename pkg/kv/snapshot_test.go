@@ -123,3 +123,58 @@ func checkState(t *testing.T, name string, s *Snapshot, state map[string]string)
 		}
 	}
 }
+
+// TestLookupNear looks keys up through one View in ascending, descending,
+// repeated and random order, present and missing ones, in a snapshot with
+// changes on top of its base, against the state it holds.
+func TestLookupNear(t *testing.T) {
+	r := rand.New(rand.NewSource(7))
+	state := map[string]string{}
+	b := NewBuilder()
+	for i := range 3000 {
+		k := fmt.Sprintf("/app/s/%05d", 2*i)
+		state[k] = fmt.Sprint(i)
+		b.Put(k, state[k])
+	}
+	s := b.Build(1)
+	var changes []Change
+	for range 40 {
+		k := fmt.Sprintf("/app/s/%05d", r.Intn(6000))
+		if r.Intn(2) == 0 {
+			changes = append(changes, Change{Key: k, Value: "changed"})
+			state[k] = "changed"
+		} else {
+			changes = append(changes, Change{Key: k, Delete: true})
+			delete(state, k)
+		}
+	}
+	s = s.Apply(2, changes)
+	v := s.All()
+	var keys []string
+	for i := -1; i <= 6001; i++ {
+		keys = append(keys, fmt.Sprintf("/app/s/%05d", i))
+	}
+	keys = append(keys, "/", "/app", "/app/s/", "/zzz")
+	check := func(order string, ks []string) {
+		t.Helper()
+		for _, k := range ks {
+			got, err := v.GetValue(k)
+			want, ok := state[k]
+			if ok != (err == nil) || got != want {
+				t.Fatalf("%s: GetValue(%q) = %q, %v; want %q, present %t", order, k, got, err, want, ok)
+			}
+		}
+	}
+	check("ascending", keys)
+	desc := slices.Clone(keys)
+	slices.Reverse(desc)
+	check("descending", desc)
+	var twice []string
+	for _, k := range keys {
+		twice = append(twice, k, k)
+	}
+	check("repeated", twice)
+	shuffled := slices.Clone(keys)
+	r.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+	check("random", shuffled)
+}

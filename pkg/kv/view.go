@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 )
 
 // ErrNotExist is matched (with errors.Is) by the error of a lookup of a key
@@ -38,6 +39,9 @@ type View struct {
 	snap   *Snapshot
 	prefix string
 	ranges []keyRange
+	// near is where in the snapshot's base the last lookup ended (see
+	// Snapshot.lookupNear).
+	near atomic.Int64
 }
 
 // NormalizeKey returns key with one leading slash, no trailing slash and no
@@ -216,7 +220,7 @@ func (v *View) Exists(key string) bool {
 // Get returns the pair of key, or a *KeyError when it does not exist.
 func (v *View) Get(key string) (KVPair, error) {
 	if f, ok := v.full(key); ok && v.visible(f) {
-		if val, ok := v.snap.Lookup(f); ok {
+		if val, ok := v.snap.lookupNear(f, &v.near); ok {
 			return KVPair{Key: key, Value: val}, nil
 		}
 	}
