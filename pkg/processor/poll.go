@@ -41,7 +41,7 @@ func (p *Processor) Poll(ctx context.Context, src Poller, opts DaemonOptions) er
 	t := time.NewTicker(opts.Interval)
 	defer t.Stop()
 	for {
-		fresh, err := p.poll(ctx, src, roots, snap)
+		fresh, err := p.poll(ctx, src, roots, snap, max(opts.Interval, minProbeWait))
 		switch {
 		case err != nil && ctx.Err() == nil:
 			if err.Error() != unavailable {
@@ -72,11 +72,23 @@ func (p *Processor) Poll(ctx context.Context, src Poller, opts DaemonOptions) er
 	}
 }
 
+// minProbeWait is the least time a tick waits for the answer to its probe.
+const minProbeWait = time.Second
+
 // poll returns a new snapshot when the keys changed since snap (or there is
 // none yet), and nil when nothing changed.
-func (p *Processor) poll(ctx context.Context, src Poller, roots []string, snap *kv.Snapshot) (*kv.Snapshot, error) {
+//
+// The probe is small, so one that has no answer after probeWait (a tick,
+// at least minProbeWait) means the backend is not answering: the etcd
+// client waits for a connection rather than failing while every endpoint
+// is down. poll gives up then, so that the outage is logged within a tick
+// or two rather than when the request timeout ends, or not at all when
+// the outage is shorter than that timeout.
+func (p *Processor) poll(ctx context.Context, src Poller, roots []string, snap *kv.Snapshot, probeWait time.Duration) (*kv.Snapshot, error) {
 	if snap != nil {
-		changed, err := src.Changed(ctx, roots, snap)
+		pctx, cancel := context.WithTimeout(ctx, probeWait)
+		changed, err := src.Changed(pctx, roots, snap)
+		cancel()
 		if err != nil || !changed {
 			return nil, err
 		}
