@@ -284,97 +284,145 @@ func builtin(name string, args []expr) (cmdExpr, error) {
 			}
 			return v, nil
 		}, nil
-	case "not":
-		return fixedArgs(args, 1, func(vals []any) (any, error) {
-			t, err := isTrue(vals[0])
-			return !t, err
-		}), nil
-	case "len":
-		return fixedArgs(args, 1, func(vals []any) (any, error) { return length(vals[0]) }), nil
-	case "index":
-		return withArgs(args, func(vals []any) (any, error) {
-			switch len(vals) {
-			case 1:
-				if vals[0] == nil {
-					return nil, errSlow
-				}
-				return vals[0], nil
-			case 2:
-				return index(vals[0], vals[1])
-			}
-			return nil, errSlow
-		}), nil
-	case "eq":
-		return withArgs(args, func(vals []any) (any, error) {
-			if len(vals) < 2 {
-				return nil, errSlow
-			}
-			for _, v := range vals[1:] {
-				c, err := compare(vals[0], v, false)
-				if err != nil {
-					return nil, err
-				}
-				if c == 0 {
-					return true, nil
-				}
-			}
-			return false, nil
-		}), nil
-	case "ne", "lt", "le", "gt", "ge":
-		ordered := name != "ne"
-		test := map[string]func(int) bool{
-			"ne": func(c int) bool { return c != 0 },
-			"lt": func(c int) bool { return c < 0 },
-			"le": func(c int) bool { return c <= 0 },
-			"gt": func(c int) bool { return c > 0 },
-			"ge": func(c int) bool { return c >= 0 },
-		}[name]
-		return fixedArgs(args, 2, func(vals []any) (any, error) {
-			c, err := compare(vals[0], vals[1], ordered)
-			if err != nil {
-				return nil, err
-			}
-			return test(c), nil
-		}), nil
-	case "print":
-		return withArgs(args, func(vals []any) (any, error) { return fmt.Sprint(vals...), nil }), nil
-	case "println":
-		return withArgs(args, func(vals []any) (any, error) { return fmt.Sprintln(vals...), nil }), nil
-	case "printf":
-		return withArgs(args, func(vals []any) (any, error) {
-			if len(vals) == 0 {
-				return nil, errSlow
-			}
-			format, ok := vals[0].(string)
-			if !ok {
-				return nil, errSlow
-			}
-			return fmt.Sprintf(format, vals[1:]...), nil
-		}), nil
 	}
-	return nil, errNoFast // html, js, urlquery, slice, call
-}
-
-// withArgs compiles a builtin that takes the values of its arguments,
-// the pipeline's final value last.
-func withArgs(args []expr, fn func(vals []any) (any, error)) cmdExpr {
+	op, ok := builtinOps(name)
+	if !ok {
+		return nil, errNoFast // html, js, urlquery, slice, call
+	}
 	return func(f *frame, dot, final any) (any, error) {
-		vals, err := evalArgs(make([]any, 0, len(args)+1), f, dot, args, final)
+		// The values go to a function known here, so that they stay on
+		// the stack: a function value would make them escape.
+		var buf [4]any
+		vals, err := evalArgs(buf[:0], f, dot, args, final)
 		if err != nil {
 			return nil, err
 		}
-		return fn(vals)
-	}
+		return op.apply(vals)
+	}, nil
 }
 
-// fixedArgs compiles a builtin of n arguments.
-func fixedArgs(args []expr, n int, fn func(vals []any) (any, error)) cmdExpr {
-	return withArgs(args, func(vals []any) (any, error) {
-		if len(vals) != n {
+// builtinOp is one of text/template's functions that take the values of
+// their arguments, the pipeline's final value last.
+type builtinOp uint8
+
+const (
+	opNot builtinOp = iota
+	opLen
+	opIndex
+	opEq
+	opNe
+	opLt
+	opLe
+	opGt
+	opGe
+	opPrint
+	opPrintln
+	opPrintf
+)
+
+func builtinOps(name string) (builtinOp, bool) {
+	switch name {
+	case "not":
+		return opNot, true
+	case "len":
+		return opLen, true
+	case "index":
+		return opIndex, true
+	case "eq":
+		return opEq, true
+	case "ne":
+		return opNe, true
+	case "lt":
+		return opLt, true
+	case "le":
+		return opLe, true
+	case "gt":
+		return opGt, true
+	case "ge":
+		return opGe, true
+	case "print":
+		return opPrint, true
+	case "println":
+		return opPrintln, true
+	case "printf":
+		return opPrintf, true
+	}
+	return 0, false
+}
+
+// apply calls op with vals.
+func (op builtinOp) apply(vals []any) (any, error) {
+	switch op {
+	case opNot:
+		if len(vals) != 1 {
 			return nil, errSlow
 		}
-		return fn(vals)
-	})
+		t, err := isTrue(vals[0])
+		return !t, err
+	case opLen:
+		if len(vals) != 1 {
+			return nil, errSlow
+		}
+		return length(vals[0])
+	case opIndex:
+		switch len(vals) {
+		case 1:
+			if vals[0] == nil {
+				return nil, errSlow
+			}
+			return vals[0], nil
+		case 2:
+			return index(vals[0], vals[1])
+		}
+		return nil, errSlow
+	case opEq:
+		if len(vals) < 2 {
+			return nil, errSlow
+		}
+		for _, v := range vals[1:] {
+			c, err := compare(vals[0], v, false)
+			if err != nil {
+				return nil, err
+			}
+			if c == 0 {
+				return true, nil
+			}
+		}
+		return false, nil
+	case opNe, opLt, opLe, opGt, opGe:
+		if len(vals) != 2 {
+			return nil, errSlow
+		}
+		c, err := compare(vals[0], vals[1], op != opNe)
+		if err != nil {
+			return nil, err
+		}
+		switch op {
+		case opNe:
+			return c != 0, nil
+		case opLt:
+			return c < 0, nil
+		case opLe:
+			return c <= 0, nil
+		case opGt:
+			return c > 0, nil
+		}
+		return c >= 0, nil
+	case opPrint:
+		return fmt.Sprint(vals...), nil
+	case opPrintln:
+		return fmt.Sprintln(vals...), nil
+	case opPrintf:
+		if len(vals) == 0 {
+			return nil, errSlow
+		}
+		format, ok := vals[0].(string)
+		if !ok {
+			return nil, errSlow
+		}
+		return fmt.Sprintf(format, vals[1:]...), nil
+	}
+	return nil, errSlow
 }
 
 // length is text/template's len for the values confd's functions give.
