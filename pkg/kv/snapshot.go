@@ -160,44 +160,37 @@ func (s *Snapshot) Len() int { return s.n }
 
 // Lookup returns the value of key and whether it exists.
 func (s *Snapshot) Lookup(key string) (string, bool) {
-	return lookup(s.base, s.over, key)
+	return lookup(s.base, s.over, key, nil)
 }
 
-func lookup(base []KVPair, over *btree.BTreeG[entry], key string) (string, bool) {
+// lookup returns the value of key in the changes over, or else in base.
+//
+// near, when not nil, holds the index in base where the previous lookup
+// ended, for lookups in ascending order of key, as a template makes that
+// looks up each name that ls gave: a key at that index or the next one is
+// found with a comparison or two instead of a binary search.
+func lookup(base []KVPair, over *btree.BTreeG[entry], key string, near *atomic.Int64) (string, bool) {
 	if over != nil {
 		if e, ok := over.Get(entry{KVPair: KVPair{Key: key}}); ok {
 			return e.Value, !e.deleted
 		}
 	}
-	if i := search(base, key); i < len(base) && base[i].Key == key {
+	i := -1
+	if near != nil {
+		i = int(near.Load())
+	}
+	switch {
+	case i >= 0 && i < len(base) && base[i].Key == key:
 		return base[i].Value, true
-	}
-	return "", false
-}
-
-// lookupNear is Lookup for lookups in ascending order of key, as a
-// template makes that looks up each name that ls gave: near holds the
-// index in the base where the previous lookup ended, and a key at that
-// index or the next one is found with a comparison or two instead of a
-// binary search. Any other key is searched for as usual.
-func (s *Snapshot) lookupNear(key string, near *atomic.Int64) (string, bool) {
-	if s.over != nil {
-		if e, ok := s.over.Get(entry{KVPair: KVPair{Key: key}}); ok {
-			return e.Value, !e.deleted
-		}
-	}
-	base := s.base
-	i := int(near.Load())
-	if i < len(base) && base[i].Key == key {
-		return base[i].Value, true
-	}
-	if i+1 < len(base) && base[i].Key < key && key <= base[i+1].Key {
+	case i >= 0 && i+1 < len(base) && base[i].Key < key && key <= base[i+1].Key:
 		i++
-	} else {
+	default:
 		i = search(base, key)
 	}
 	if i < len(base) && base[i].Key == key {
-		near.Store(int64(i))
+		if near != nil {
+			near.Store(int64(i))
+		}
 		return base[i].Value, true
 	}
 	return "", false
@@ -270,7 +263,7 @@ func (s *Snapshot) Apply(rev int64, changes []Change) *Snapshot {
 	}
 	n := s.n
 	for _, c := range changes {
-		_, exists := lookup(s.base, over, c.Key)
+		_, exists := lookup(s.base, over, c.Key, nil)
 		if !c.Delete {
 			if !exists {
 				n++
@@ -282,7 +275,7 @@ func (s *Snapshot) Apply(rev int64, changes []Change) *Snapshot {
 			continue
 		}
 		n--
-		if _, inBase := lookup(s.base, nil, c.Key); inBase {
+		if _, inBase := lookup(s.base, nil, c.Key, nil); inBase {
 			over.ReplaceOrInsert(entry{KVPair: KVPair{Key: c.Key}, deleted: true})
 		} else {
 			over.Delete(entry{KVPair: KVPair{Key: c.Key}})

@@ -40,7 +40,7 @@ type View struct {
 	prefix string
 	ranges []keyRange
 	// near is where in the snapshot's base the last lookup ended (see
-	// Snapshot.lookupNear).
+	// lookup).
 	near atomic.Int64
 }
 
@@ -213,14 +213,20 @@ func (v *View) Exists(key string) bool {
 	if !ok || !v.visible(f) {
 		return false
 	}
-	_, ok = v.snap.Lookup(f)
+	_, ok = v.lookup(f)
 	return ok
+}
+
+// lookup looks the full key f up in the snapshot, starting near the last
+// lookup.
+func (v *View) lookup(f string) (string, bool) {
+	return lookup(v.snap.base, v.snap.over, f, &v.near)
 }
 
 // Get returns the pair of key, or a *KeyError when it does not exist.
 func (v *View) Get(key string) (KVPair, error) {
 	if f, ok := v.full(key); ok && v.visible(f) {
-		if val, ok := v.snap.lookupNear(f, &v.near); ok {
+		if val, ok := v.lookup(f); ok {
 			return KVPair{Key: key, Value: val}, nil
 		}
 	}
