@@ -128,7 +128,7 @@ func (r *spanReader) readKey(ctx context.Context, s span) error {
 		return readError(r.c, s, r.rev, err)
 	}
 	r.fix(resp.Header.Revision)
-	r.put(resp.Kvs)
+	putKVs(r.b, resp.Kvs)
 	return nil
 }
 
@@ -145,7 +145,7 @@ func (r *spanReader) readPages(ctx context.Context, s span) error {
 			return readError(r.c, s, r.rev, err)
 		}
 		r.fix(resp.Header.Revision)
-		r.put(resp.Kvs)
+		putKVs(r.b, resp.Kvs)
 		if !resp.More || len(resp.Kvs) == 0 {
 			return nil
 		}
@@ -161,18 +161,18 @@ func (r *spanReader) fix(rev int64) {
 	}
 }
 
-// put adds kvs to the snapshot.
-func (r *spanReader) put(kvs []*mvccpb.KeyValue) {
+// putKVs adds the pairs the client decoded to b.
+func putKVs(b *kv.Builder, kvs []*mvccpb.KeyValue) {
 	for _, p := range kvs {
-		r.b.Put(bytesString(p.Key), bytesString(p.Value))
+		b.Put(bytesString(p.Key), bytesString(p.Value))
 	}
 }
 
-// bytesString returns b as a string that shares b's memory. The client
-// decodes every key and value of an answer into a slice of its own, which
-// nothing but the answer refers to and nothing changes; the snapshot keeps
-// those slices instead of copying them, which halves the allocations of a
-// read. Callers must not change b afterwards.
+// bytesString returns b as a string that shares b's memory. The keys and
+// values of a read are in slices that nothing else refers to and nothing
+// changes: the client decodes each into a slice of its own, and
+// chunk.decode copies an answer's into one block. The snapshot keeps them
+// instead of copying them again. Callers must not change b afterwards.
 func bytesString(b []byte) string {
 	if len(b) == 0 {
 		return ""

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"unsafe"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -147,9 +146,7 @@ func (st *clientStream) next(b *kv.Builder) (answer, error) {
 	if err := resp.Err(); err != nil {
 		return answer{}, err
 	}
-	for _, p := range resp.Kvs {
-		b.Put(bytesString(p.Key), bytesString(p.Value))
-	}
+	putKVs(b, resp.Kvs)
 	if resp.Header == nil {
 		return answer{}, nil
 	}
@@ -232,7 +229,7 @@ func (c *chunk) decode(b []byte) error {
 		start := len(block)
 		block = append(append(block, p.key...), p.value...)
 		kv := block[start:]
-		c.b.Put(blockString(kv[:len(p.key)]), blockString(kv[len(p.key):]))
+		c.b.Put(bytesString(kv[:len(p.key)]), bytesString(kv[len(p.key):]))
 	}
 	if c.scratch != nil {
 		clear(pairs) // they point into b, which gRPC reuses
@@ -313,15 +310,6 @@ func scanKV(b []byte) (key, value []byte, err error) {
 		}
 	}
 	return key, value, nil
-}
-
-// blockString returns b as a string sharing b's memory, which nothing
-// changes after decode.
-func blockString(b []byte) string {
-	if len(b) == 0 {
-		return ""
-	}
-	return unsafe.String(&b[0], len(b))
 }
 
 // field is one field of a protobuf message: the contents of a
