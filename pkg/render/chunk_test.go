@@ -33,11 +33,11 @@ func TestChunkWriter(t *testing.T) {
 				}
 				want.Write(p)
 			}
-			got := bytes.Join(w.chunks, nil)
+			got := bytes.Join(w.chunks(), nil)
 			if !bytes.Equal(got, want.Bytes()) {
 				t.Fatalf("got %d bytes, want %d, or they differ", len(got), want.Len())
 			}
-			for i, c := range w.chunks {
+			for i, c := range w.chunks() {
 				if i > 0 && cap(c) > max(maxChunk, tc.maxWrite) {
 					t.Errorf("chunk %d has capacity %d, more than %d", i, cap(c), maxChunk)
 				}

@@ -37,11 +37,11 @@ func runBoth(t *testing.T, tmpl *Template, s Store) (r both) {
 		}()
 		r.slowErr = c.tmpl.Execute(&sb, nil)
 	}()
-	r.slow = bytes.Join(sb.chunks, nil)
+	r.slow = bytes.Join(sb.chunks(), nil)
 	if tmpl.prog != nil {
 		var fb chunkWriter
 		r.fastDone = tmpl.runFast(c, &fb) == nil
-		r.fast = bytes.Join(fb.chunks, nil)
+		r.fast = bytes.Join(fb.chunks(), nil)
 	}
 	return r
 }

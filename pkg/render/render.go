@@ -222,7 +222,7 @@ func (t *Template) ExecuteChunks(ctx context.Context, s Store) (out [][]byte, er
 		return nil, fmt.Errorf("execute template %s: %w", t.name, err)
 	}
 	t.sizeHint.Store(int64(buf.n))
-	return buf.chunks, nil
+	return buf.chunks(), nil
 }
 
 // maxSlowRuns is how many executions in a row may meet a value the fast
@@ -272,19 +272,35 @@ const maxChunk = 1 << 20
 // render of 4 MB takes about 4 MB instead of up to 8 MB, plus the copies.
 // Output that fits its first chunk, as a render no larger than the one
 // before does, comes in one chunk.
+//
+// A write that fits the current chunk changes only integers, so that it
+// needs no write barrier while the garbage collector runs.
 type chunkWriter struct {
-	first  int // size of the first chunk
-	chunks [][]byte
-	n      int
+	first int      // size of the first chunk
+	full  [][]byte // the chunks filled before cur
+	cur   []byte   // the chunk being filled, at its full length
+	pos   int      // bytes used in cur
+	n     int      // bytes written
 }
 
-// grow adds a chunk for at least the next n bytes.
+// grow starts a chunk for at least the next n bytes.
 func (w *chunkWriter) grow(n int) {
 	size := max(w.first, 64)
-	if last := len(w.chunks) - 1; last >= 0 {
-		size = min(max(2*cap(w.chunks[last]), n), max(maxChunk, n))
+	if w.cur != nil {
+		w.full = append(w.full, w.cur[:w.pos])
+		size = min(max(2*len(w.cur), n), max(maxChunk, n))
 	}
-	w.chunks = append(w.chunks, make([]byte, 0, size))
+	w.cur, w.pos = make([]byte, size), 0
+}
+
+// chunks returns what was written, in order. Writes after it start a
+// new chunk.
+func (w *chunkWriter) chunks() [][]byte {
+	if w.pos > 0 {
+		w.full = append(w.full, w.cur[:w.pos:w.pos])
+	}
+	w.cur, w.pos = nil, 0
+	return w.full
 }
 
 func (w *chunkWriter) Write(p []byte) (int, error) { return appendChunks(w, p) }
@@ -294,15 +310,18 @@ func (w *chunkWriter) WriteString(s string) (int, error) { return appendChunks(w
 
 func appendChunks[T string | []byte](w *chunkWriter, p T) (int, error) {
 	n := len(p)
+	if n <= len(w.cur)-w.pos {
+		copy(w.cur[w.pos:], p)
+		w.pos += n
+		w.n += n
+		return n, nil
+	}
 	for len(p) > 0 {
-		last := len(w.chunks) - 1
-		if last < 0 || len(w.chunks[last]) == cap(w.chunks[last]) {
+		if w.pos == len(w.cur) {
 			w.grow(len(p))
-			last++
 		}
-		c := w.chunks[last]
-		k := copy(c[len(c):cap(c)], p)
-		w.chunks[last] = c[:len(c)+k]
+		k := copy(w.cur[w.pos:], p)
+		w.pos += k
 		p = p[k:]
 	}
 	w.n += n
