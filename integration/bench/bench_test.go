@@ -3,12 +3,27 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
+
+// TestMain lets the test binary serve as the benchmark's etcd process,
+// as the benchmark's own binary does.
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(serveEtcdEnv); dir != "" {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+		code := serveEtcd(ctx, dir, os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
 
 // TestSmoke runs the whole benchmark at a tiny size, so that it keeps
 // working; its figures mean nothing.

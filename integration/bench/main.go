@@ -9,6 +9,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,11 +17,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -32,7 +35,12 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	var code int
+	if dir := os.Getenv(serveEtcdEnv); dir != "" {
+		code = serveEtcd(ctx, dir, os.Stdout, os.Stderr)
+	} else {
+		code = run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	}
 	stop()
 	os.Exit(code)
 }
@@ -45,6 +53,9 @@ type options struct {
 	changes   int
 	jsonPath  string
 	endpoints string
+	// inProcess runs the embedded etcd in the benchmark's own process
+	// rather than in a child process.
+	inProcess bool
 
 	startupKeys  int
 	burstKeys    int
@@ -71,6 +82,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.changes, "changes", 50, "changes per watch-latency figure")
 	fs.StringVar(&o.jsonPath, "json", "integration/bench/results/latest.json", "where to write the figures")
 	fs.StringVar(&o.endpoints, "endpoints", "", "an external etcd to use instead of an embedded one (its keys under /app and /svc are replaced)")
+	fs.BoolVar(&o.inProcess, "etcd-in-process", false, "run the embedded etcd inside the benchmark's process instead of a process of its own")
 	fs.IntVar(&o.startupKeys, "startup-keys", 10, "keyspace size for the start-up figure")
 	fs.IntVar(&o.burstKeys, "burst-keys", 1000, "keyspace size for the burst figures")
 	fs.IntVar(&o.burstPuts, "burst-puts", 1000, "puts of distinct keys in one burst")
@@ -152,7 +164,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer os.RemoveAll(tmp)
 
-	endpoints, metricsURL, cli, stopEtcd, err := startEtcd(ctx, o, tmp)
+	endpoints, metricsURL, cli, stopEtcd, err := startEtcd(ctx, o, tmp, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "bench:", err)
 		return 1
@@ -189,26 +201,93 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func startEtcd(ctx context.Context, o options, tmp string) (endpoint, metrics string, cli *clientv3.Client, stop func(), err error) {
-	if o.endpoints != "" {
+// startEtcd connects to the external etcd of -endpoints, or starts an
+// embedded one: by default in a child process, so that etcd has a heap and
+// a scheduler of its own, as a server of a real cluster has, rather than
+// sharing them with the benchmark's keyspaces and its sampling of confd.
+func startEtcd(ctx context.Context, o options, tmp string, stderr io.Writer) (endpoint, metrics string, cli *clientv3.Client, stop func(), err error) {
+	dataDir := filepath.Join(tmp, "etcd")
+	var stopEtcd func()
+	switch {
+	case o.endpoints != "":
 		cli, err = clientv3.New(clientv3.Config{Endpoints: strings.Split(o.endpoints, ","), DialTimeout: 5 * time.Second})
 		if err != nil {
 			return "", "", nil, nil, err
 		}
 		ep := strings.Split(o.endpoints, ",")[0]
 		return o.endpoints, ep + "/metrics", cli, func() { cli.Close() }, nil
+	case o.inProcess:
+		s, err := etcdtest.Run(ctx, dataDir)
+		if err != nil {
+			return "", "", nil, nil, err
+		}
+		endpoint, stopEtcd = s.Endpoints()[0], s.Stop
+	default:
+		if endpoint, stopEtcd, err = startEtcdProcess(ctx, dataDir, stderr); err != nil {
+			return "", "", nil, nil, err
+		}
 	}
-	s, err := etcdtest.Run(ctx, filepath.Join(tmp, "etcd"))
+	cli, err = clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 5 * time.Second})
 	if err != nil {
+		stopEtcd()
 		return "", "", nil, nil, err
 	}
-	cli, err = s.Dial()
+	return endpoint, endpoint + "/metrics", cli, func() { cli.Close(); stopEtcd() }, nil
+}
+
+// serveEtcdEnv names the variable that makes the benchmark's binary run
+// only an embedded etcd, with its data in the directory the variable
+// names: that is how the benchmark starts etcd in a process of its own.
+const serveEtcdEnv = "CONFD_BENCH_SERVE_ETCD"
+
+// startEtcdProcess runs this binary again as an embedded etcd (see
+// serveEtcd) and returns its client URL once it serves. stop ends the
+// process and waits for it.
+func startEtcdProcess(ctx context.Context, dataDir string, stderr io.Writer) (endpoint string, stop func(), err error) {
+	exe, err := os.Executable()
 	if err != nil {
-		s.Stop()
-		return "", "", nil, nil, err
+		return "", nil, fmt.Errorf("find the benchmark's binary: %w", err)
 	}
-	ep := s.Endpoints()[0]
-	return ep, ep + "/metrics", cli, func() { cli.Close(); s.Stop() }, nil
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), serveEtcdEnv+"="+dataDir)
+	cmd.Stderr = stderr
+	// The member goes when the benchmark goes, however it ends.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", nil, fmt.Errorf("start etcd process: %w", err)
+	}
+	stop = sync.OnceFunc(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	})
+	// The child prints its URL once it serves, or exits; a cancelled ctx
+	// stops it, which ends the read too.
+	halt := context.AfterFunc(ctx, stop)
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if !halt() || err != nil {
+		stop()
+		return "", nil, fmt.Errorf("start etcd process: no client URL (%v)", err)
+	}
+	return strings.TrimSpace(line), stop, nil
+}
+
+// serveEtcd runs a single-member etcd with its data in dir, prints its
+// client URL on stdout once it serves, and stops it when ctx ends (on
+// SIGTERM).
+func serveEtcd(ctx context.Context, dir string, stdout, stderr io.Writer) int {
+	s, err := etcdtest.Run(ctx, dir)
+	if err != nil {
+		fmt.Fprintln(stderr, "bench etcd:", err)
+		return 1
+	}
+	defer s.Stop()
+	fmt.Fprintln(stdout, s.Endpoints()[0])
+	<-ctx.Done()
+	return 0
 }
 
 func machine() string {
