@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -432,7 +433,8 @@ func TestCommandLineErrors(t *testing.T) {
 
 	t.Run("version", func(t *testing.T) {
 		r := runConfd(t, nil, "-version")
-		if r.code != 0 || !strings.HasPrefix(r.stdout, "confd ") {
+		if r.code != 0 || !strings.HasPrefix(r.stdout, "confd ") || !strings.Contains(r.stdout, runtime.Version()) ||
+			strings.Contains(r.stdout, "unknown") {
 			t.Errorf("-version: exit %d, stdout %q", r.code, r.stdout)
 		}
 	})

@@ -136,14 +136,16 @@ func newLogger(cfg *config.Config, out io.Writer) (*logrus.Logger, error) {
 	return log, nil
 }
 
+// versionString is the version the build was given and, when the build
+// recorded it (go build without -buildvcs=false), the commit it was built
+// from.
 func versionString() string {
-	commit := "unknown"
 	if info, ok := debug.ReadBuildInfo(); ok {
 		for _, s := range info.Settings {
 			if s.Key == "vcs.revision" {
-				commit = s.Value
+				return fmt.Sprintf("confd %s (commit %s, %s)", version, s.Value, runtime.Version())
 			}
 		}
 	}
-	return fmt.Sprintf("confd %s (commit %s, %s)", version, commit, runtime.Version())
+	return fmt.Sprintf("confd %s (%s)", version, runtime.Version())
 }
