@@ -84,6 +84,11 @@ func TestFastPathMatchesTextTemplate(t *testing.T) {
 		{`{{$n := 0}}{{range ls "/app/servers"}}{{$n = add $n 1}}{{end}}{{$n}}`, true},
 		{`{{range $i, $n := ls "/app/servers"}}{{$i}}:{{.}}|{{$n}}|{{if .}}t{{end}}|{{with .}}{{.}}{{end}}|{{eq . "cocky_morse"}}|{{len .}}|{{not .}}|{{and 1 .}}|{{printf "%v %q %T %s" . . . .}}|{{base .}};{{end}}`, true},
 		{`{{$last := ""}}{{range ls "/app/servers"}}{{$last = .}}{{end}}{{$last}} {{printf "%T" $last}}`, true},
+		// strings printf joins are made in shared blocks: an empty one, one
+		// too long for a block, and enough to fill several blocks.
+		{`[{{printf "%s" (getv "/app/config/empty")}}][{{printf ""}}][{{printf "%s%s" "" ""}}]`, true},
+		{`{{range ls "/app/servers"}}{{printf "%s=%s;" . "` + strings.Repeat("x", 1500) + `"}}{{end}}`, true},
+		{`{{range seq 1 3000}}{{base (printf "/k/%s-%s|" "abcdefghijklmnop" "q")}}{{getv (printf "/app/config/%s" "port")}}{{end}}`, true},
 		{`{{with getv "/app/config/port"}}port {{.}}{{else}}none{{end}}`, true},
 		{`{{with getv "/app/config/empty"}}port {{.}}{{else with getv "/app/config/csv"}}csv {{.}}{{else}}none{{end}}`, true},
 		{`{{if exists "/app/config/port"}}yes{{else if exists "/x"}}x{{else}}no{{end}}`, true},
