@@ -164,13 +164,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer os.RemoveAll(tmp)
 
-	endpoints, metricsURL, cli, stopEtcd, err := startEtcd(ctx, o, tmp, stderr)
+	// The etcd process writes to log too, from a goroutine of os/exec.
+	log := syncio.NewWriter(stderr)
+	endpoints, metricsURL, cli, stopEtcd, err := startEtcd(ctx, o, tmp, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "bench:", err)
 		return 1
 	}
 	defer stopEtcd()
-	b := &bench{ctx: ctx, o: o, tmp: tmp, cli: cli, endpoint: endpoints, metrics: metricsURL, log: syncio.NewWriter(stderr)}
+	b := &bench{ctx: ctx, o: o, tmp: tmp, cli: cli, endpoint: endpoints, metrics: metricsURL, log: log}
 	rep := report{Machine: machine(), Date: time.Now().UTC().Format(time.RFC3339)}
 	steps := map[string]func() error{
 		"startup": func() error {
