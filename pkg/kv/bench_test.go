@@ -74,6 +74,19 @@ func BenchmarkGetAllChanged100k(b *testing.B) {
 	}
 }
 
+// BenchmarkGetAllOneChange100k lists a snapshot that one change was
+// applied to, as the watch sees after a single put.
+func BenchmarkGetAllOneChange100k(b *testing.B) {
+	v := benchSnapshot(100000).Apply(2, []Change{{Key: "/app/servers/srv-500", Value: "changed"}}).All()
+	b.ReportAllocs()
+	for b.Loop() {
+		pairs, err := v.GetAll("/app/servers/*")
+		if err != nil || len(pairs) != 100000 {
+			b.Fatal(len(pairs), err)
+		}
+	}
+}
+
 func BenchmarkListDir100k(b *testing.B) {
 	v := benchSnapshot(100000).All()
 	b.ReportAllocs()
