@@ -396,6 +396,26 @@ func TestOnetimeLocalBackends(t *testing.T) {
 	if got := readFile(t, dest); got != "web1=10.0.0.1:80\nweb2=10.0.0.2:80\n" {
 		t.Errorf("file backend dest = %q", got)
 	}
+
+	// -filter selects the files of a directory by name, whatever their
+	// extension; the YAML file is left out.
+	data := filepath.Join(dir, "data")
+	if err := os.MkdirAll(filepath.Join(data, "more"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(data, "keys.yaml"), []byte("app:\n  servers:\n    web1: 10.0.0.1:80\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(data, "more", "servers.conf"), []byte("app:\n  servers:\n    web3: 10.0.0.3:80\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = runConfd(t, nil, "-onetime", "-backend", "file", "-file", data, "-filter", "*.conf", "-confdir", dir)
+	if r.code != 0 {
+		t.Fatalf("file backend with -filter: exit %d", r.code)
+	}
+	if got := readFile(t, dest); got != "web3=10.0.0.3:80\n" {
+		t.Errorf("file backend with -filter: dest = %q", got)
+	}
 }
 
 func TestCommandLineErrors(t *testing.T) {

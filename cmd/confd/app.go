@@ -64,7 +64,7 @@ func build(ctx context.Context, cfg *config.Config, log *logrus.Logger, stdout i
 		environ := os.Environ()
 		a.poller = localSource(func(roots []string) (*kv.Snapshot, error) { return localkv.FromEnv(environ, roots), nil })
 	case config.BackendFile:
-		a.poller = localSource(func(roots []string) (*kv.Snapshot, error) { return localkv.FromFiles(cfg.Files, roots) })
+		a.poller = localSource(func(roots []string) (*kv.Snapshot, error) { return localkv.FromFiles(cfg.Files, cfg.Filter, roots) })
 	default:
 		cli, err := connect(ctx, cfg, log, wait)
 		if err != nil {

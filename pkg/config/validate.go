@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -158,6 +159,9 @@ func (c *Config) Validate() error {
 	case BackendFile:
 		if len(c.Files) == 0 {
 			bad("file", "the file backend needs at least one -file")
+		}
+		if _, err := filepath.Match(c.Filter, ""); err != nil {
+			bad("filter", "%q: %v", c.Filter, err)
 		}
 	}
 	return errors.Join(errs...)

@@ -79,6 +79,11 @@ func TestValidate(t *testing.T) {
 			want:   []string{"file: the file backend needs at least one -file"},
 		},
 		{
+			name:   "file backend with a bad filter",
+			change: func(c *Config) { c.Backend, c.Files, c.Filter = BackendFile, []string{"/data"}, "[a-" },
+			want:   []string{`filter: "[a-": syntax error in pattern`},
+		},
+		{
 			name:   "no nodes",
 			change: func(c *Config) { c.Nodes = nil },
 			want:   []string{"node: no etcd nodes and no SRV record"},

@@ -24,11 +24,13 @@ const maxValues = 1 << 22
 // under prefixes, on key boundaries: prefix /app holds /app and /app/x
 // but not /appx. A prefix of "/" holds every key.
 //
-// A path that is a directory is searched recursively for files ending in
-// .yml, .yaml or .json (in any case), read in lexical order; other files
-// there are skipped. A path that is a file is read whatever its name: as
-// JSON when it ends in .json, as YAML otherwise. Later files override the
-// keys of earlier ones.
+// A path that is a directory is searched recursively, in lexical order,
+// for the files whose name matches the glob filter (filepath.Match, as the
+// original's -filter): with "*" or "", the default, for files ending in
+// .yml, .yaml or .json (in any case), and other files there are skipped. A
+// path that is a file is read whatever its name. A file is read as JSON
+// when it ends in .json, as YAML otherwise. Later files override the keys
+// of earlier ones.
 //
 // Each file is flattened as by the original confd's file backend: nested
 // mappings become paths ("/a/b"), list items become index paths ("/a/0"),
@@ -48,11 +50,15 @@ const maxValues = 1 << 22
 //
 // Errors name the file and, for YAML errors, the line. The snapshot has
 // revision 0.
-func FromFiles(paths []string, prefixes []string) (*kv.Snapshot, error) {
-	return fromFiles(paths, prefixes, maxValues)
+func FromFiles(paths []string, filter string, prefixes []string) (*kv.Snapshot, error) {
+	return fromFiles(paths, filter, prefixes, maxValues)
 }
 
-func fromFiles(paths []string, prefixes []string, limit int) (*kv.Snapshot, error) {
+func fromFiles(paths []string, filter string, prefixes []string, limit int) (*kv.Snapshot, error) {
+	match, err := fileMatcher(filter)
+	if err != nil {
+		return nil, err
+	}
 	roots := make([]string, 0, len(prefixes))
 	for _, p := range prefixes {
 		roots = append(roots, path.Clean("/"+p))
@@ -64,7 +70,7 @@ func fromFiles(paths []string, prefixes []string, limit int) (*kv.Snapshot, erro
 		}
 	}
 	for _, p := range paths {
-		files, err := expandPath(p)
+		files, err := expandPath(p, match)
 		if err != nil {
 			return nil, err
 		}
@@ -86,9 +92,30 @@ func underAny(key string, roots []string) bool {
 	return false
 }
 
-// expandPath returns p itself when it is a file, and the data files below it
-// when it is a directory.
-func expandPath(p string) ([]string, error) {
+// fileMatcher returns what selects the files of a directory by name:
+// the glob filter, or for "*" and "" the YAML and JSON extensions.
+func fileMatcher(filter string) (func(name string) bool, error) {
+	if filter == "" || filter == "*" {
+		return func(name string) bool {
+			switch strings.ToLower(filepath.Ext(name)) {
+			case ".yml", ".yaml", ".json":
+				return true
+			}
+			return false
+		}, nil
+	}
+	if _, err := filepath.Match(filter, ""); err != nil {
+		return nil, fmt.Errorf("file filter %q: %w", filter, err)
+	}
+	return func(name string) bool {
+		ok, _ := filepath.Match(filter, name)
+		return ok
+	}, nil
+}
+
+// expandPath returns p itself when it is a file, and the files below it
+// whose name match accepts when it is a directory.
+func expandPath(p string, match func(name string) bool) ([]string, error) {
 	fi, err := os.Stat(p)
 	if err != nil {
 		return nil, fmt.Errorf("read data file: %w", err)
@@ -101,11 +128,7 @@ func expandPath(p string) ([]string, error) {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() {
-			return nil
-		}
-		switch strings.ToLower(filepath.Ext(f)) {
-		case ".yml", ".yaml", ".json":
+		if !d.IsDir() && match(d.Name()) {
 			files = append(files, f)
 		}
 		return nil

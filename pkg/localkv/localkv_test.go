@@ -146,6 +146,7 @@ func TestFromFiles(t *testing.T) {
 	tests := []struct {
 		name     string
 		paths    []string
+		filter   string
 		prefixes []string
 		want     map[string]string
 	}{
@@ -267,6 +268,38 @@ func TestFromFiles(t *testing.T) {
 			want:     map[string]string{"/app/name": "never read"},
 		},
 		{
+			name:     "directory with the filter * as given: data files only",
+			paths:    []string{"testdata/dir"},
+			filter:   "*",
+			prefixes: []string{"/app"},
+			want: map[string]string{
+				"/app/name":   "from-c",
+				"/app/port":   "80",
+				"/app/region": "eu",
+			},
+		},
+		{
+			name:     "directory with a filter: the files whose name matches, whatever their extension",
+			paths:    []string{"testdata/dir"},
+			filter:   "*.txt",
+			prefixes: []string{"/app"},
+			want:     map[string]string{"/app/name": "never read"},
+		},
+		{
+			name:     "a filter matches the name, not the path",
+			paths:    []string{"testdata/dir"},
+			filter:   "[cd].*",
+			prefixes: []string{"/app"},
+			want:     map[string]string{"/app/name": "from-c", "/app/region": "eu"},
+		},
+		{
+			name:     "a named file is read whatever the filter",
+			paths:    []string{"testdata/dir/a.yaml"},
+			filter:   "*.json",
+			prefixes: []string{"/app"},
+			want:     map[string]string{"/app/name": "from-a", "/app/port": "80"},
+		},
+		{
 			name:     "no prefixes",
 			paths:    []string{"testdata/config.yaml"},
 			prefixes: nil,
@@ -275,13 +308,13 @@ func TestFromFiles(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, err := FromFiles(tt.paths, tt.prefixes)
+			s, err := FromFiles(tt.paths, tt.filter, tt.prefixes)
 			if err != nil {
 				t.Fatalf("FromFiles: %v", err)
 			}
 			got := pairs(t, s)
 			if !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("FromFiles(%q, %q):\n got %v\nwant %v", tt.paths, tt.prefixes, got, tt.want)
+				t.Errorf("FromFiles(%q, %q, %q):\n got %v\nwant %v", tt.paths, tt.filter, tt.prefixes, got, tt.want)
 			}
 		})
 	}
@@ -289,9 +322,10 @@ func TestFromFiles(t *testing.T) {
 
 func TestFromFilesErrors(t *testing.T) {
 	tests := []struct {
-		name  string
-		paths []string
-		want  string
+		name   string
+		paths  []string
+		filter string
+		want   string
 	}{
 		{
 			name:  "missing file",
@@ -348,10 +382,16 @@ func TestFromFilesErrors(t *testing.T) {
 			paths: []string{"testdata/bad"},
 			want:  `parse testdata/bad/dup.json: line 4: object key "b" already defined at line 3`,
 		},
+		{
+			name:   "bad filter",
+			paths:  []string{"testdata/dir"},
+			filter: "[a-",
+			want:   `file filter "[a-": syntax error in pattern`,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, err := FromFiles(tt.paths, []string{"/"})
+			s, err := FromFiles(tt.paths, tt.filter, []string{"/"})
 			if err == nil {
 				t.Fatalf("FromFiles = %v, want error %q", s.Pairs(), tt.want)
 			}
@@ -406,7 +446,7 @@ func TestFromFilesAliasLimits(t *testing.T) {
 			if err := os.WriteFile(f, []byte(tt.data), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			_, err := fromFiles([]string{f}, []string{"/"}, 10000)
+			_, err := fromFiles([]string{f}, "", []string{"/"}, 10000)
 			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), f) {
 				t.Errorf("error = %v, want one naming %s and containing %q", err, f, tt.want)
 			}
