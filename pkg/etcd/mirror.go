@@ -12,6 +12,7 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/connectivity"
 
 	"github.com/etcdconfd/confd/pkg/kv"
 )
@@ -202,6 +203,7 @@ func (m *Mirror) watch(ctx context.Context, spans []span, snap **kv.Snapshot, fn
 		wg.Wait()
 	}()
 	var wch clientv3.WatchChan
+	states := m.connStates(wctx, &wg)
 
 	ask := m.opts.StaleTimeout / 3
 	tick := time.NewTicker(ask / 2)
@@ -232,6 +234,21 @@ func (m *Mirror) watch(ctx context.Context, spans []span, snap **kv.Snapshot, fn
 			*snap = (*snap).Apply(resp.Events[len(resp.Events)-1].Kv.ModRevision, changes)
 			st.obs.Revision((*snap).Revision())
 			fn(*snap, changed)
+		case state := <-states:
+			// The client sets the watch up again by itself once it
+			// reconnects, so a lost connection shows only as silence
+			// until the stale timeout: say at once that etcd cannot be
+			// reached, and ask for progress once it can, which the
+			// watch answers when it works again ("etcd back").
+			switch state {
+			case connectivity.TransientFailure:
+				st.unavailable(errNoConnection)
+			case connectivity.Ready:
+				if st.down {
+					asked = time.Now()
+					m.requestProgress(wctx, ask)
+				}
+			}
 		case now := <-tick.C:
 			silent := now.Sub(last)
 			if silent >= m.opts.StaleTimeout {
@@ -239,14 +256,48 @@ func (m *Mirror) watch(ctx context.Context, spans []span, snap **kv.Snapshot, fn
 			}
 			if silent >= ask && now.Sub(asked) >= ask {
 				asked = now
-				pctx, pcancel := context.WithTimeout(wctx, ask)
-				if err := m.cli.RequestProgress(pctx); err != nil {
-					m.log.WithError(err).Debug("request watch progress")
-				}
-				pcancel()
+				m.requestProgress(wctx, ask)
 			}
 		}
 	}
+}
+
+// requestProgress asks etcd for a progress notification on the watch,
+// waiting at most timeout.
+func (m *Mirror) requestProgress(ctx context.Context, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := m.cli.RequestProgress(ctx); err != nil {
+		m.log.WithError(err).Debug("request watch progress")
+	}
+}
+
+// errNoConnection reports that the client has no connection to any etcd
+// endpoint and is trying to make one.
+var errNoConnection = errors.New("no connection to etcd")
+
+// connStates reports the states of the client's connection to etcd as they
+// change, until ctx ends, from a goroutine it adds to wg. Only the latest
+// state waits to be received: a reader that falls behind misses the
+// states in between, not the last one.
+func (m *Mirror) connStates(ctx context.Context, wg *sync.WaitGroup) <-chan connectivity.State {
+	out := make(chan connectivity.State, 1)
+	conn := m.cli.ActiveConnection()
+	if conn == nil {
+		return out
+	}
+	wg.Go(func() {
+		state := conn.GetState()
+		for conn.WaitForStateChange(ctx, state) {
+			state = conn.GetState()
+			select {
+			case <-out:
+			default:
+			}
+			out <- state
+		}
+	})
+	return out
 }
 
 // watchRange returns the key and options of one watch that covers every

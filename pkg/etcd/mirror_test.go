@@ -252,6 +252,52 @@ func TestMirrorSurvivesRestart(t *testing.T) {
 	r.waitFor(t, "the change after restart", 30*time.Second, func(snap *kv.Snapshot) bool { return equalsEtcd(t, c, snap) })
 }
 
+// TestMirrorLogsLostConnection checks that a watch whose connection to
+// etcd is gone says so at once, long before the stale timeout, and says
+// when etcd is back even when nothing changed meanwhile.
+func TestMirrorLogsLostConnection(t *testing.T) {
+	s := etcdtest.Start(t)
+	c := s.Client(t)
+	put(t, c, map[string]string{"/app/a": "1"})
+	log, buf := testLogger()
+	obs := &stateRecorder{}
+	r := runMirror(t, NewMirror(c, log, MirrorOptions{StaleTimeout: time.Minute, Observer: obs}), []string{"/app"})
+	r.waitFor(t, "the listing", 10*time.Second, func(s *kv.Snapshot) bool { return s.Len() == 1 })
+
+	s.Stop()
+	waitLog := func(what, want string, after int) int {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			if i := strings.Index(buf.String()[after:], want); i >= 0 {
+				return after + i
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %q not logged; log:\n%s", what, want, buf)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	stopped := time.Now()
+	down := waitLog("etcd stopped", "etcd unavailable", 0)
+	if d := time.Since(stopped); d > 10*time.Second {
+		t.Errorf("the lost connection was logged after %s", d)
+	}
+	if !strings.Contains(buf.String(), errNoConnection.Error()) {
+		t.Errorf("log does not say %q:\n%s", errNoConnection, buf)
+	}
+	s.Restart(t)
+	waitLog("etcd restarted", "etcd back", down)
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if want := []bool{true, false, true}; !reflect.DeepEqual(obs.states, want) {
+		t.Errorf("observer states = %v, want %v", obs.states, want)
+	}
+	if _, _, n := r.last(); n != 1 {
+		t.Errorf("%d snapshots, want the listing only: nothing changed", n)
+	}
+}
+
 func hostPort(endpoint string) string {
 	_, hp, _ := strings.Cut(endpoint, "://")
 	return hp
