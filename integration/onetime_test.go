@@ -206,6 +206,39 @@ func TestOnetimeModes(t *testing.T) {
 		}
 	})
 
+	t.Run("a failed reload is run again by the next run", func(t *testing.T) {
+		files := resource("true")
+		files["conf.d/x.toml"] = strings.Replace(files["conf.d/x.toml"], "reload_cmd = \"touch DEST/reloaded\"",
+			"reload_cmd = \"test ! -e DEST/down && echo reload >> DEST/reloaded\"", 1)
+		dir, out := confDir(t, files)
+		down := filepath.Join(out, "down")
+		if err := os.WriteFile(down, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for run := 1; run <= 2; run++ {
+			r := runConfd(t, nil, "-onetime", node, "-confdir", dir)
+			if r.code != 1 || !strings.Contains(r.stderr, "reload failed") {
+				t.Fatalf("run %d while the service is down: exit %d, want 1 and the reload failed:\n%s", run, r.code, r.stderr)
+			}
+		}
+		if got := readFile(t, filepath.Join(out, "x.conf")); got != "value=new\n" {
+			t.Errorf("dest = %q", got)
+		}
+		if err := os.Remove(down); err != nil {
+			t.Fatal(err)
+		}
+		// The file is current: only the owed reload runs, once.
+		for run := 1; run <= 2; run++ {
+			if r := runConfd(t, nil, "-onetime", node, "-confdir", dir); r.code != 0 {
+				t.Fatalf("run %d once the service is up: exit %d\n%s", run, r.code, r.stderr)
+			}
+		}
+		if got := readFile(t, filepath.Join(out, "reloaded")); got != "reload\n" {
+			t.Errorf("reloads = %q, want one", got)
+		}
+		assertNoStageFiles(t, out)
+	})
+
 	t.Run("keep-stage-file", func(t *testing.T) {
 		dir, out := confDir(t, resource("true"))
 		if r := runConfd(t, nil, "-onetime", "-keep-stage-file", node, "-confdir", dir); r.code != 0 {

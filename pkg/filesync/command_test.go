@@ -344,6 +344,65 @@ func TestReloadAlone(t *testing.T) {
 	}
 }
 
+// TestPendingReloadOutlivesSyncer checks that a reload that failed after
+// its file was installed is run again by the next Syncer, as in the next
+// run of confd, although the file is current then, and only until it
+// succeeds.
+func TestPendingReloadOutlivesSyncer(t *testing.T) {
+	dir := t.TempDir()
+	dest := filepath.Join(dir, "out")
+	fail := filepath.Join(dir, "fail")
+	reloads := filepath.Join(dir, "reloads")
+	tgt := Target{Resource: "r", Dest: dest, ReloadCmd: "test ! -e " + fail + " && echo {{.src}} >> " + reloads}
+	if err := os.WriteFile(fail, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	sync := func(opts Options, content string) (Result, error) {
+		t.Helper()
+		return New(nil, opts).Sync(ctx, tgt, []byte(content))
+	}
+	var ce *CommandError
+	if res, err := sync(Options{}, "v1"); !errors.As(err, &ce) || ce.Kind != KindReload || !res.Written {
+		t.Fatalf("first install: %+v, %v; want the file written and the reload failed", res, err)
+	}
+	// Still failing: the file is current, the reload is tried and fails.
+	if res, err := sync(Options{}, "v1"); !errors.As(err, &ce) || !res.ReloadRan || res.Written {
+		t.Fatalf("second run: %+v, %v; want the reload tried again and failed", res, err)
+	}
+	// Neither noop nor sync-only runs it, nor forgets it.
+	for _, opts := range []Options{{Noop: true}, {SyncOnly: true}} {
+		if res, err := sync(opts, "v1"); err != nil || res.ReloadRan {
+			t.Fatalf("options %+v: %+v, %v; want nothing run", opts, res, err)
+		}
+	}
+	if err := os.Remove(fail); err != nil {
+		t.Fatal(err)
+	}
+	res, err := sync(Options{}, "v1")
+	if err != nil || !res.Reloaded || res.Written || res.Changed {
+		t.Fatalf("run after the fix: %+v, %v; want the reload alone", res, err)
+	}
+	if got := readFile(t, reloads); got != dest+"\n" {
+		t.Errorf("reloads = %q, want one of %s", got, dest)
+	}
+	if exists(t, pendingPath(dest)) {
+		t.Errorf("%s left after the reload succeeded", pendingPath(dest))
+	}
+	// Done: the next run reloads nothing.
+	if res, err := sync(Options{}, "v1"); err != nil || res.ReloadRan {
+		t.Fatalf("run after the reload: %+v, %v; want nothing run", res, err)
+	}
+	// A record whose resource has no reload command any more goes.
+	if err := os.WriteFile(pendingPath(dest), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tgt.ReloadCmd = ""
+	if res, err := sync(Options{}, "v1"); err != nil || res.ReloadRan || exists(t, pendingPath(dest)) {
+		t.Fatalf("without a reload command: %+v, %v, record left %t", res, err, exists(t, pendingPath(dest)))
+	}
+}
+
 func TestCheckOnly(t *testing.T) {
 	dir := t.TempDir()
 	dest := filepath.Join(dir, "out")

@@ -201,7 +201,7 @@ func (s *Syncer) SyncContent(ctx context.Context, t Target, content Content) (re
 	}
 	res.Changed = !same || !want.matches(cur)
 	if !res.Changed && !s.opts.CheckOnly {
-		return res, nil
+		return s.pendingReload(ctx, log, t, res)
 	}
 
 	if s.opts.Noop {
@@ -253,15 +253,69 @@ func (s *Syncer) SyncContent(ctx context.Context, t Target, content Content) (re
 	}
 	res.Written, res.Installed = true, time.Now()
 
+	if t.ReloadCmd == "" {
+		s.notePending(log, t.Dest, false)
+	}
 	if !s.opts.SyncOnly && t.ReloadCmd != "" {
 		start := time.Now()
 		res.ReloadOutput, err = s.run(ctx, log, t, KindReload, t.ReloadCmd, st.path)
 		res.ReloadRan, res.ReloadDuration = true, time.Since(start)
+		s.notePending(log, t.Dest, err != nil)
 		if err != nil {
 			return res, err
 		}
 		res.Reloaded = true
 	}
+	return res, nil
+}
+
+// pendingPath names the file that records, next to dest, that dest was
+// installed and its reload command has not succeeded since. It outlives
+// the process, so that the next run of confd, a second -onetime in a
+// script for instance, runs the reload again although dest is current.
+func pendingPath(dest string) string {
+	return filepath.Join(filepath.Dir(dest), "."+filepath.Base(dest)+".reload-pending")
+}
+
+// notePending records (pending true) or clears that dest owes a reload.
+// A failure to do so is logged: it loses only the retry of a reload.
+func (s *Syncer) notePending(log *logrus.Entry, dest string, pending bool) {
+	path := pendingPath(dest)
+	var err error
+	if pending {
+		err = os.WriteFile(path, nil, 0o600)
+	} else if err = os.Remove(path); errors.Is(err, fs.ErrNotExist) {
+		err = nil
+	}
+	if err != nil {
+		log.WithError(err).Warn("record pending reload")
+	}
+}
+
+// pendingReload runs t's reload command for a destination found current
+// when an earlier install's reload failed (see pendingPath), and clears
+// the record once it succeeds. Without a reload command the record goes.
+func (s *Syncer) pendingReload(ctx context.Context, log *logrus.Entry, t Target, res Result) (Result, error) {
+	if s.opts.Noop || s.opts.SyncOnly {
+		return res, nil
+	}
+	if _, err := os.Lstat(pendingPath(t.Dest)); err != nil {
+		return res, nil
+	}
+	if t.ReloadCmd == "" {
+		s.notePending(log, t.Dest, false)
+		return res, nil
+	}
+	log.Debug("running the reload that failed after the last install")
+	start := time.Now()
+	var err error
+	res.ReloadOutput, err = s.run(ctx, log, t, KindReload, t.ReloadCmd, t.Dest)
+	res.ReloadRan, res.ReloadDuration = true, time.Since(start)
+	if err != nil {
+		return res, err
+	}
+	s.notePending(log, t.Dest, false)
+	res.Reloaded = true
 	return res, nil
 }
 
@@ -549,5 +603,7 @@ func (s *Syncer) Reload(ctx context.Context, t Target) (output string, err error
 		return "", nil
 	}
 	log := s.log.WithFields(logrus.Fields{"resource": t.Resource, "dest": t.Dest})
-	return s.run(ctx, log, t, KindReload, t.ReloadCmd, t.Dest)
+	output, err = s.run(ctx, log, t, KindReload, t.ReloadCmd, t.Dest)
+	s.notePending(log, t.Dest, err != nil)
+	return output, err
 }

@@ -63,7 +63,7 @@ func stageFiles(t *testing.T, dest string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return m
+	return slices.DeleteFunc(m, func(name string) bool { return name == pendingPath(dest) })
 }
 
 func readFile(t *testing.T, path string) string {
@@ -104,6 +104,7 @@ func TestSync(t *testing.T) {
 		wantFiles                              map[string]string // DIR-relative file -> content
 		wantNoFiles                            []string
 		wantKeptStage                          bool
+		wantPending                            bool // a reload is recorded as owed
 	}{
 		{
 			name:     "unchanged does nothing",
@@ -234,6 +235,7 @@ func TestSync(t *testing.T) {
 			wantErrKind: KindReload,
 			wantExit:    7,
 			wantErrText: []string{"resource web", "reload_cmd", "exit status 7", "service down"},
+			wantPending: true,
 		},
 		{
 			name:     "sync-only runs no commands",
@@ -391,6 +393,9 @@ func TestSync(t *testing.T) {
 				}
 			}
 
+			if pending := exists(t, pendingPath(dest)); pending != tt.wantPending {
+				t.Errorf("reload recorded as pending = %t, want %t", pending, tt.wantPending)
+			}
 			stages := stageFiles(t, dest)
 			if !tt.wantKeptStage {
 				if len(stages) != 0 || res.StageFile != "" {

@@ -256,7 +256,7 @@ func (p *Processor) step(ctx context.Context, u *unit, snap *kv.Snapshot, st *un
 	if st != nil {
 		st.installed = res.Installed
 	}
-	if err == nil && !res.Changed && st != nil && st.reloadPending {
+	if err == nil && !res.Changed && !res.ReloadRan && st != nil && st.reloadPending {
 		reloadStart := time.Now()
 		_, err = p.sync.Reload(ctx, u.target)
 		res.Reloaded = err == nil
