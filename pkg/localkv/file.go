@@ -128,9 +128,17 @@ func expandPath(p string, match func(name string) bool) ([]string, error) {
 		if err != nil {
 			return err
 		}
-		if !d.IsDir() && match(d.Name()) {
-			files = append(files, f)
+		if d.IsDir() || !match(d.Name()) {
+			return nil
 		}
+		// WalkDir does not follow links: one to a directory (as the
+		// ..data of a Kubernetes ConfigMap volume) is no file to read.
+		if d.Type()&fs.ModeSymlink != 0 {
+			if fi, err := os.Stat(f); err == nil && fi.IsDir() {
+				return nil
+			}
+		}
+		files = append(files, f)
 		return nil
 	})
 	if err != nil {

@@ -293,6 +293,13 @@ func TestFromFiles(t *testing.T) {
 			want:     map[string]string{"/app/name": "from-c", "/app/region": "eu"},
 		},
 		{
+			name:     "a link to a directory that the filter matches is not read as a file",
+			paths:    []string{"testdata/linked"},
+			filter:   "*",
+			prefixes: []string{"/app"},
+			want:     map[string]string{"/app/name": "from-a", "/app/port": "80"},
+		},
+		{
 			name:     "a named file is read whatever the filter",
 			paths:    []string{"testdata/dir/a.yaml"},
 			filter:   "*.json",
