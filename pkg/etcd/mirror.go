@@ -235,19 +235,14 @@ func (m *Mirror) watch(ctx context.Context, spans []span, snap **kv.Snapshot, fn
 			st.obs.Revision((*snap).Revision())
 			fn(*snap, changed)
 		case state := <-states:
-			// The client sets the watch up again by itself once it
-			// reconnects, so a lost connection shows only as silence
-			// until the stale timeout: say at once that etcd cannot be
-			// reached, and ask for progress once it can, which the
-			// watch answers when it works again ("etcd back").
-			switch state {
-			case connectivity.TransientFailure:
-				st.unavailable(errNoConnection)
-			case connectivity.Ready:
-				if st.down {
-					asked = time.Now()
-					m.requestProgress(wctx, ask)
-				}
+			// The client would set the watch up again by itself once it
+			// reconnects, but a lost connection would show only as
+			// silence until the stale timeout, and a watch resumed by the
+			// client may stay silent: give the watch up at once, so that
+			// etcd is reported unavailable and the watch is set up
+			// again, from the same revision, once etcd answers.
+			if state == connectivity.TransientFailure {
+				return errNoConnection
 			}
 		case now := <-tick.C:
 			silent := now.Sub(last)
@@ -286,8 +281,13 @@ func (m *Mirror) connStates(ctx context.Context, wg *sync.WaitGroup) <-chan conn
 	if conn == nil {
 		return out
 	}
+	// A connection that has failed already when the watch starts is
+	// reported too.
+	state := conn.GetState()
+	if state == connectivity.TransientFailure {
+		out <- state
+	}
 	wg.Go(func() {
-		state := conn.GetState()
 		for conn.WaitForStateChange(ctx, state) {
 			state = conn.GetState()
 			select {

@@ -253,15 +253,20 @@ func TestMirrorSurvivesRestart(t *testing.T) {
 }
 
 // TestMirrorLogsLostConnection checks that a watch whose connection to
-// etcd is gone says so at once, long before the stale timeout, and says
-// when etcd is back even when nothing changed meanwhile.
+// etcd is gone says so at once, long before the stale timeout, and that
+// etcd is back as soon as it answers, even when nothing changed meanwhile.
 func TestMirrorLogsLostConnection(t *testing.T) {
 	s := etcdtest.Start(t)
 	c := s.Client(t)
 	put(t, c, map[string]string{"/app/a": "1"})
 	log, buf := testLogger()
 	obs := &stateRecorder{}
-	r := runMirror(t, NewMirror(c, log, MirrorOptions{StaleTimeout: time.Minute, Observer: obs}), []string{"/app"})
+	r := runMirror(t, NewMirror(c, log, MirrorOptions{
+		StaleTimeout: time.Minute,
+		MinBackoff:   50 * time.Millisecond,
+		MaxBackoff:   500 * time.Millisecond,
+		Observer:     obs,
+	}), []string{"/app"})
 	r.waitFor(t, "the listing", 10*time.Second, func(s *kv.Snapshot) bool { return s.Len() == 1 })
 
 	s.Stop()
