@@ -403,6 +403,37 @@ func TestPendingReloadOutlivesSyncer(t *testing.T) {
 	}
 }
 
+// TestPendingReloadRecordedFirst checks that the reload is owed while it
+// runs, so that a confd killed meanwhile runs it at its next start, and
+// that a link planted where the record goes is neither followed nor
+// truncated.
+func TestPendingReloadRecordedFirst(t *testing.T) {
+	dir := t.TempDir()
+	dest := filepath.Join(dir, "out")
+	tgt := Target{Resource: "r", Dest: dest, ReloadCmd: "test -e " + pendingPath(dest)}
+	if _, err := New(nil, Options{}).Sync(context.Background(), tgt, []byte("v1")); err != nil {
+		t.Fatalf("the reload did not find the record while it ran: %v", err)
+	}
+	if exists(t, pendingPath(dest)) {
+		t.Errorf("record left after the reload succeeded")
+	}
+
+	secret := filepath.Join(dir, "secret")
+	if err := os.WriteFile(secret, []byte("keep me"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(secret, pendingPath(dest)); err != nil {
+		t.Fatal(err)
+	}
+	tgt.ReloadCmd = "exit 1"
+	if _, err := New(nil, Options{}).Sync(context.Background(), tgt, []byte("v2")); err == nil {
+		t.Fatal("failing reload: no error")
+	}
+	if got := readFile(t, secret); got != "keep me" {
+		t.Errorf("the file a planted link points to became %q", got)
+	}
+}
+
 func TestCheckOnly(t *testing.T) {
 	dir := t.TempDir()
 	dest := filepath.Join(dir, "out")

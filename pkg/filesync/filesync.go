@@ -257,13 +257,16 @@ func (s *Syncer) SyncContent(ctx context.Context, t Target, content Content) (re
 		s.notePending(log, t.Dest, false)
 	}
 	if !s.opts.SyncOnly && t.ReloadCmd != "" {
+		// Owed from now on: a confd killed before the reload ends runs
+		// it at its next start.
+		s.notePending(log, t.Dest, true)
 		start := time.Now()
 		res.ReloadOutput, err = s.run(ctx, log, t, KindReload, t.ReloadCmd, st.path)
 		res.ReloadRan, res.ReloadDuration = true, time.Since(start)
-		s.notePending(log, t.Dest, err != nil)
 		if err != nil {
 			return res, err
 		}
+		s.notePending(log, t.Dest, false)
 		res.Reloaded = true
 	}
 	return res, nil
@@ -278,12 +281,20 @@ func pendingPath(dest string) string {
 }
 
 // notePending records (pending true) or clears that dest owes a reload.
-// A failure to do so is logged: it loses only the retry of a reload.
+// The record is created exclusively, so that whatever has its name, a
+// link planted in a directory others may write to included, is neither
+// followed nor truncated; it is removed by name. A failure is logged: it
+// loses only the retry of a reload.
 func (s *Syncer) notePending(log *logrus.Entry, dest string, pending bool) {
 	path := pendingPath(dest)
 	var err error
 	if pending {
-		err = os.WriteFile(path, nil, 0o600)
+		var f *os.File
+		if f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+			err = f.Close()
+		} else if errors.Is(err, fs.ErrExist) {
+			err = nil
+		}
 	} else if err = os.Remove(path); errors.Is(err, fs.ErrNotExist) {
 		err = nil
 	}
