@@ -223,22 +223,20 @@ func TestWatchCoalescesSteadyBursts(t *testing.T) {
 	deliver(snap, nil)
 	waitContent(t, r.Dest, "v=0")
 	// 200 changes, one every millisecond or so, each arriving while the
-	// previous render may still run. A pause of burstSettle or more ends
-	// the burst, and a loaded machine makes some: each may cost a render.
-	pauses := 0
-	last := time.Now()
+	// previous render may still run. Without coalescing that is a render
+	// per change or two. The bound leaves room for a loaded machine (and
+	// the race detector), on which a render takes about as long as the
+	// gap between changes: a change that then comes alone after the new
+	// file was installed renders at once, as for a writer that waits for
+	// the file, and restarts the burst.
 	for i := 1; i <= 200; i++ {
 		snap = snap.Apply(int64(i+1), []kv.Change{{Key: "/a/v", Value: fmt.Sprint(i)}})
-		if now := time.Now(); now.Sub(last) >= burstSettle {
-			pauses++
-		}
 		deliver(snap, []string{"/a/v"})
-		last = time.Now()
 		time.Sleep(time.Millisecond)
 	}
 	waitContent(t, r.Dest, "v=200")
-	if n := syncer.count("a.out"); n > 12+pauses {
-		t.Errorf("%d renders for a 200-change burst with %d pauses of %s or more, want a few", n, pauses, burstSettle)
+	if n := syncer.count("a.out"); n > 40 {
+		t.Errorf("%d renders for a 200-change burst, want a few", n)
 	}
 }
 
