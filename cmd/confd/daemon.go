@@ -98,7 +98,6 @@ func daemon(ctx context.Context, args []string, cfg *config.Config, log *logrus.
 		cancel()
 		<-done
 		cur.close()
-		next.proc.SetPendingReloads(cur.proc.PendingReloads())
 		cur = next
 		sd.log = cur.log
 	}

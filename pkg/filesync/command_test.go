@@ -315,12 +315,28 @@ func TestValidateCommand(t *testing.T) {
 	}
 }
 
+// TestReloadAlone runs an owed reload for a destination that is current:
+// {{.src}} and {{.dest}} are both the destination.
 func TestReloadAlone(t *testing.T) {
 	dir := t.TempDir()
 	dest := filepath.Join(dir, "out")
 	marker := filepath.Join(dir, "reloaded")
 	tgt := Target{Resource: "r", Dest: dest, ReloadCmd: "echo {{.src}} {{.dest}} > " + marker}
-	if _, err := New(nil, Options{}).Reload(context.Background(), tgt); err != nil {
+	owe := func() {
+		t.Helper()
+		if err := os.WriteFile(pendingPath(dest), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(dest, []byte("current"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sync := func(opts Options) error {
+		_, err := New(nil, opts).Sync(context.Background(), tgt, []byte("current"))
+		return err
+	}
+	owe()
+	if err := sync(Options{}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := os.ReadFile(marker)
@@ -328,8 +344,9 @@ func TestReloadAlone(t *testing.T) {
 		t.Fatalf("reload wrote %q, %v", got, err)
 	}
 	os.Remove(marker)
+	owe()
 	for _, opts := range []Options{{Noop: true}, {SyncOnly: true}} {
-		if _, err := New(nil, opts).Reload(context.Background(), tgt); err != nil {
+		if err := sync(opts); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := os.Stat(marker); !os.IsNotExist(err) {
@@ -337,7 +354,7 @@ func TestReloadAlone(t *testing.T) {
 		}
 	}
 	tgt.ReloadCmd = "exit 7"
-	_, err = New(nil, Options{}).Reload(context.Background(), tgt)
+	err = sync(Options{})
 	var ce *CommandError
 	if !errors.As(err, &ce) || ce.Kind != KindReload || ce.ExitCode != 7 {
 		t.Errorf("failing reload: err = %v", err)

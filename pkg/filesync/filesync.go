@@ -253,23 +253,30 @@ func (s *Syncer) SyncContent(ctx context.Context, t Target, content Content) (re
 	}
 	res.Written, res.Installed = true, time.Now()
 
-	if t.ReloadCmd == "" {
+	switch {
+	case t.ReloadCmd == "":
 		s.notePending(log, t.Dest, false)
+	case !s.opts.SyncOnly:
+		err = s.reload(ctx, log, t, st.path, &res)
 	}
-	if !s.opts.SyncOnly && t.ReloadCmd != "" {
-		// Owed from now on: a confd killed before the reload ends runs
-		// it at its next start.
-		s.notePending(log, t.Dest, true)
-		start := time.Now()
-		res.ReloadOutput, err = s.run(ctx, log, t, KindReload, t.ReloadCmd, st.path)
-		res.ReloadRan, res.ReloadDuration = true, time.Since(start)
-		if err != nil {
-			return res, err
-		}
-		s.notePending(log, t.Dest, false)
-		res.Reloaded = true
+	return res, err
+}
+
+// reload runs t's reload command with {{.src}} src and notes it in res. The
+// reload is owed (see pendingPath) from before it starts until it
+// succeeds, so that a confd killed meanwhile runs it at its next start.
+func (s *Syncer) reload(ctx context.Context, log *logrus.Entry, t Target, src string, res *Result) error {
+	s.notePending(log, t.Dest, true)
+	start := time.Now()
+	var err error
+	res.ReloadOutput, err = s.run(ctx, log, t, KindReload, t.ReloadCmd, src)
+	res.ReloadRan, res.ReloadDuration = true, time.Since(start)
+	if err != nil {
+		return err
 	}
-	return res, nil
+	s.notePending(log, t.Dest, false)
+	res.Reloaded = true
+	return nil
 }
 
 // pendingPath names the file that records, next to dest, that dest was
@@ -305,7 +312,8 @@ func (s *Syncer) notePending(log *logrus.Entry, dest string, pending bool) {
 
 // pendingReload runs t's reload command for a destination found current
 // when an earlier install's reload failed (see pendingPath), and clears
-// the record once it succeeds. Without a reload command the record goes.
+// the record once it succeeds; {{.src}} and {{.dest}} are both the
+// destination. Without a reload command the record goes.
 func (s *Syncer) pendingReload(ctx context.Context, log *logrus.Entry, t Target, res Result) (Result, error) {
 	if s.opts.Noop || s.opts.SyncOnly {
 		return res, nil
@@ -318,16 +326,8 @@ func (s *Syncer) pendingReload(ctx context.Context, log *logrus.Entry, t Target,
 		return res, nil
 	}
 	log.Debug("running the reload that failed after the last install")
-	start := time.Now()
-	var err error
-	res.ReloadOutput, err = s.run(ctx, log, t, KindReload, t.ReloadCmd, t.Dest)
-	res.ReloadRan, res.ReloadDuration = true, time.Since(start)
-	if err != nil {
-		return res, err
-	}
-	s.notePending(log, t.Dest, false)
-	res.Reloaded = true
-	return res, nil
+	err := s.reload(ctx, log, t, t.Dest, &res)
+	return res, err
 }
 
 // joinErr adds a cleanup error to err, keeping err itself when cleanup
@@ -603,18 +603,4 @@ func syncDir(dir string) error {
 		return fmt.Errorf("sync directory %s: %w", dir, err)
 	}
 	return nil
-}
-
-// Reload runs t's reload command alone, for a reload that failed after its
-// file was installed: the next Sync finds the destination current and
-// would not run it again. {{.src}} and {{.dest}} are both the destination.
-// It does nothing in noop or sync-only mode or without a reload command.
-func (s *Syncer) Reload(ctx context.Context, t Target) (output string, err error) {
-	if s.opts.Noop || s.opts.SyncOnly || t.ReloadCmd == "" {
-		return "", nil
-	}
-	log := s.log.WithFields(logrus.Fields{"resource": t.Resource, "dest": t.Dest})
-	output, err = s.run(ctx, log, t, KindReload, t.ReloadCmd, t.Dest)
-	s.notePending(log, t.Dest, err != nil)
-	return output, err
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"sort"
 	"time"
 
@@ -34,7 +33,6 @@ func (f SourceFunc) Snapshot(ctx context.Context, roots []string) (*kv.Snapshot,
 // Syncer installs rendered content; *filesync.Syncer is one.
 type Syncer interface {
 	SyncContent(ctx context.Context, t filesync.Target, content filesync.Content) (filesync.Result, error)
-	Reload(ctx context.Context, t filesync.Target) (string, error)
 }
 
 var _ Syncer = (*filesync.Syncer)(nil)
@@ -156,31 +154,6 @@ func target(r resource.Resource) filesync.Target {
 	return t
 }
 
-// PendingReloads returns the destinations whose reload_cmd failed after
-// their file was installed and has not succeeded since. Call it only when
-// no mode of p is running.
-func (p *Processor) PendingReloads() []string {
-	var dests []string
-	for _, u := range p.units {
-		if u.state.reloadPending {
-			dests = append(dests, u.res.Dest)
-		}
-	}
-	return dests
-}
-
-// SetPendingReloads marks the resources writing these destinations as
-// owing a reload, so that a processor that replaces another (on SIGHUP)
-// does not forget one: the next render that finds the file current runs
-// reload_cmd. Call it before starting a mode.
-func (p *Processor) SetPendingReloads(dests []string) {
-	for _, u := range p.units {
-		if slices.Contains(dests, u.res.Dest) {
-			u.state.reloadPending = true
-		}
-	}
-}
-
 // Len is the number of resources the processor handles.
 func (p *Processor) Len() int { return len(p.units) }
 
@@ -232,19 +205,18 @@ func (p *Processor) Once(ctx context.Context) error {
 }
 
 // unitState is what a long-running mode remembers of one resource between
-// steps, so that a repeated failure is logged once and a failed reload is
-// not forgotten.
+// steps, so that a repeated failure is logged once. A failed reload is
+// remembered by the syncer, next to the file, and run again by the next
+// step that finds the file current.
 type unitState struct {
-	lastErr       string
-	reloadPending bool
+	lastErr string
 	// installed is when the last step replaced the destination (zero
 	// when it did not).
 	installed time.Time
 }
 
 // step renders u from snap, syncs it and logs the outcome. With st (daemon
-// modes) a failure equal to the previous one is logged at debug level only,
-// and a reload that failed is run again until it succeeds.
+// modes) a failure equal to the previous one is logged at debug level only.
 func (p *Processor) step(ctx context.Context, u *unit, snap *kv.Snapshot, st *unitState) error {
 	log := p.log.WithFields(logrus.Fields{
 		"resource": u.res.Name,
@@ -256,26 +228,16 @@ func (p *Processor) step(ctx context.Context, u *unit, snap *kv.Snapshot, st *un
 	if st != nil {
 		st.installed = res.Installed
 	}
-	if err == nil && !res.Changed && !res.ReloadRan && st != nil && st.reloadPending {
-		reloadStart := time.Now()
-		_, err = p.sync.Reload(ctx, u.target)
-		res.Reloaded = err == nil
-		res.ReloadRan, res.ReloadDuration = true, time.Since(reloadStart)
-	}
 	p.observe(u, snap.Revision(), time.Since(start), res, err)
 	if err != nil {
 		p.logFailure(log, err, st)
-		if st != nil {
-			var ce *filesync.CommandError
-			st.reloadPending = errors.As(err, &ce) && ce.Kind == filesync.KindReload
-		}
 		return err
 	}
 	if st != nil {
 		if st.lastErr != "" {
 			log.Info("recovered")
 		}
-		st.lastErr, st.reloadPending = "", false
+		st.lastErr = ""
 	}
 	fields := logrus.Fields{"bytes": size, "duration": time.Since(start).Round(time.Microsecond)}
 	switch {
