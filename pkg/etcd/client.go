@@ -197,12 +197,18 @@ func connectError(endpoints []string, user string, err error) error {
 	return fmt.Errorf("%s: %w", what, err)
 }
 
-// probe asks every endpoint at once, each on a connection of its own, for
-// the member list. It returns nil as soon as one answers, and otherwise the
-// reason of each endpoint. The calls fail fast: an endpoint that refuses
-// the connection or the TLS handshake reports why at once instead of
-// waiting for the deadline.
+// probe asks the endpoints for the member list. It returns nil as soon as
+// one answers, and otherwise the reason of each endpoint. The calls fail
+// fast: an endpoint that refuses the connection or the TLS handshake
+// reports why at once instead of waiting for the deadline.
+//
+// A single endpoint is asked on the client's own connection, which the
+// reads that follow then use without a second handshake. Several are asked
+// at once, each on a connection of its own, so that each has its reason.
 func probe(ctx context.Context, c *clientv3.Client, endpoints []string) error {
+	if len(endpoints) == 1 {
+		return askMembers(ctx, c.ActiveConnection(), endpoints[0])
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errs := make(endpointErrors, len(endpoints))
@@ -231,7 +237,13 @@ func probeEndpoint(ctx context.Context, c *clientv3.Client, ep string) error {
 		return fmt.Errorf("%s: %w", redacted([]string{ep}), err)
 	}
 	defer conn.Close()
-	_, err = pb.NewClusterClient(conn).MemberList(ctx, &pb.MemberListRequest{})
+	return askMembers(ctx, conn, ep)
+}
+
+// askMembers asks for the member list on conn, which reaches ep, without
+// waiting for the connection to be ready.
+func askMembers(ctx context.Context, conn *grpc.ClientConn, ep string) error {
+	_, err := pb.NewClusterClient(conn).MemberList(ctx, &pb.MemberListRequest{})
 	err = rpctypes.Error(err)
 	switch {
 	case err == nil, errors.Is(err, rpctypes.ErrUserEmpty), errors.Is(err, rpctypes.ErrPermissionDenied):
