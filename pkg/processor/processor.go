@@ -213,6 +213,9 @@ type unitState struct {
 	// installed is when the last step replaced the destination (zero
 	// when it did not).
 	installed time.Time
+	// out is the memory of the last render's output, which the next
+	// render reuses.
+	out render.Buffer
 }
 
 // step renders u from snap, syncs it and logs the outcome. With st (daemon
@@ -224,7 +227,11 @@ func (p *Processor) step(ctx context.Context, u *unit, snap *kv.Snapshot, st *un
 		"revision": snap.Revision(),
 	})
 	start := time.Now()
-	res, size, err := p.render(ctx, u, snap)
+	var mem *render.Buffer
+	if st != nil {
+		mem = &st.out
+	}
+	res, size, err := p.render(ctx, u, snap, mem)
 	if st != nil {
 		st.installed = res.Installed
 	}
@@ -257,9 +264,10 @@ func (p *Processor) step(ctx context.Context, u *unit, snap *kv.Snapshot, st *un
 	return nil
 }
 
-// render executes u's template on snap and syncs the result.
-func (p *Processor) render(ctx context.Context, u *unit, snap *kv.Snapshot) (filesync.Result, int, error) {
-	chunks, err := u.tmpl.ExecuteChunks(ctx, snap.View(u.res.Prefix, u.res.Keys))
+// render executes u's template on snap, in mem when it is not nil, and
+// syncs the result.
+func (p *Processor) render(ctx context.Context, u *unit, snap *kv.Snapshot, mem *render.Buffer) (filesync.Result, int, error) {
+	chunks, err := u.tmpl.ExecuteChunks(ctx, snap.View(u.res.Prefix, u.res.Keys), mem)
 	if err != nil {
 		return filesync.Result{}, 0, &Error{Resource: u.res.Name, Op: "render", Err: err}
 	}

@@ -77,3 +77,31 @@ func BenchmarkExecuteSmall(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkExecuteGets100kBuffer is BenchmarkExecuteGets100k as a daemon
+// renders after each change: into the memory of the previous output.
+func BenchmarkExecuteGets100kBuffer(b *testing.B) {
+	s := benchStore(b)
+	tmpl, err := Parse("bench.tmpl", `{{range gets "/app/servers/*"}}server {{base .Key}} {{.Value}} check
+{{end}}`, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	var mem Buffer
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		chunks, err := tmpl.ExecuteChunks(ctx, s, &mem)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n := 0
+		for _, c := range chunks {
+			n += len(c)
+		}
+		if n < benchKeys*30 {
+			b.Fatalf("output is %d bytes, want at least %d", n, benchKeys*30)
+		}
+	}
+}

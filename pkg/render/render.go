@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"text/template"
@@ -174,7 +175,7 @@ func (t *Template) getClone() (*clone, error) {
 // missing key. A panic inside the template or one of its functions is
 // returned as an error.
 func (t *Template) Execute(ctx context.Context, s Store) ([]byte, error) {
-	chunks, err := t.ExecuteChunks(ctx, s)
+	chunks, err := t.ExecuteChunks(ctx, s, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +192,13 @@ func (t *Template) Execute(ctx context.Context, s Store) ([]byte, error) {
 // in, which a large output is (up to 1 MB each): a caller that writes
 // them out one after another spares a copy of the whole output. A render
 // no larger than the one before comes in one piece.
-func (t *Template) ExecuteChunks(ctx context.Context, s Store) (out [][]byte, err error) {
+//
+// With mem, the output is written into the memory that mem holds from
+// the previous call with it, and mem then holds the memory of this
+// output: the chunks are valid until the next call with mem. A caller
+// that renders again and again, such as a daemon after each change,
+// allocates no new memory for output no larger than the last one.
+func (t *Template) ExecuteChunks(ctx context.Context, s Store, mem *Buffer) (out [][]byte, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("execute template %s: %w", t.name, err)
 	}
@@ -202,7 +209,14 @@ func (t *Template) ExecuteChunks(ctx context.Context, s Store) (out [][]byte, er
 	c.b.ctx, c.b.store = ctx, s
 
 	hint := t.sizeHint.Load()
-	buf := chunkWriter{first: int(hint + hint/8)}
+	newWriter := func() chunkWriter {
+		w := chunkWriter{first: int(hint + hint/8)}
+		if mem != nil {
+			w.spare = mem.blocks
+		}
+		return w
+	}
+	buf := newWriter()
 	defer func() {
 		if r := recover(); r != nil {
 			// The clone is dropped rather than reused.
@@ -210,11 +224,14 @@ func (t *Template) ExecuteChunks(ctx context.Context, s Store) (out [][]byte, er
 		}
 	}()
 	if !t.tryFast(c, &buf) {
-		buf = chunkWriter{first: int(hint + hint/8)}
+		buf = newWriter()
 		err = c.tmpl.Execute(&buf, nil)
 	}
 	c.b.ctx, c.b.store = nil, nil
 	t.clones.Put(c)
+	if mem != nil {
+		mem.blocks = buf.blocks()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -223,6 +240,13 @@ func (t *Template) ExecuteChunks(ctx context.Context, s Store) (out [][]byte, er
 	}
 	t.sizeHint.Store(int64(buf.n))
 	return buf.chunks(), nil
+}
+
+// Buffer is memory that renders of a template reuse for their output
+// (see ExecuteChunks). Its zero value is empty and ready to use. It is
+// not safe for concurrent use.
+type Buffer struct {
+	blocks [][]byte // at their full capacity
 }
 
 // maxSlowRuns is how many executions in a row may meet a value the fast
@@ -281,6 +305,9 @@ type chunkWriter struct {
 	cur   []byte   // the chunk being filled, at its full length
 	pos   int      // bytes used in cur
 	n     int      // bytes written
+	// spare is memory to fill before any is allocated, at its full
+	// capacity.
+	spare [][]byte
 }
 
 // grow starts a chunk for at least the next n bytes.
@@ -290,7 +317,36 @@ func (w *chunkWriter) grow(n int) {
 		w.full = append(w.full, w.cur[:w.pos])
 		size = min(max(2*len(w.cur), n), max(maxChunk, n))
 	}
-	w.cur, w.pos = make([]byte, size), 0
+	// A spare block is taken when the write fits, and the first one only
+	// when the output is expected to fit too; a render that outgrew the
+	// spare memory allocates its first chunk at the new size.
+	need := n
+	if w.cur == nil {
+		need = max(n, w.first*8/9)
+	}
+	w.pos = 0
+	for i, b := range w.spare {
+		if cap(b) >= need {
+			w.spare = slices.Delete(w.spare, i, i+1)
+			w.cur = b[:cap(b)]
+			return
+		}
+	}
+	w.cur = make([]byte, size)
+}
+
+// blocks returns the memory of the chunks written, at its full capacity.
+// Spare memory not used is left out, so that a Buffer holds no more than
+// the memory of the last output.
+func (w *chunkWriter) blocks() [][]byte {
+	out := make([][]byte, 0, len(w.full)+1)
+	for _, c := range w.full {
+		out = append(out, c[:cap(c)])
+	}
+	if w.cur != nil {
+		out = append(out, w.cur[:cap(w.cur)])
+	}
+	return out
 }
 
 // chunks returns what was written, in order. Writes after it start a
