@@ -87,6 +87,22 @@ func BenchmarkGetAllOneChange100k(b *testing.B) {
 	}
 }
 
+// BenchmarkGetAllOneChange100kLists is BenchmarkGetAllOneChange100k as a
+// daemon's renders list: in the memory of the lists before.
+func BenchmarkGetAllOneChange100kLists(b *testing.B) {
+	v := benchSnapshot(100000).Apply(2, []Change{{Key: "/app/servers/srv-500", Value: "changed"}}).All()
+	var lists Lists
+	v.ReuseLists(&lists)
+	b.ReportAllocs()
+	for b.Loop() {
+		pairs, err := v.GetAll("/app/servers/*")
+		if err != nil || len(pairs) != 100000 {
+			b.Fatal(len(pairs), err)
+		}
+		lists.Reset()
+	}
+}
+
 func BenchmarkListDir100k(b *testing.B) {
 	v := benchSnapshot(100000).All()
 	b.ReportAllocs()

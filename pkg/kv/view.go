@@ -34,7 +34,7 @@ type keyRange struct {
 // below its key roots, with the resource prefix removed from their names.
 // For prefix "/production" and keys ["/app"], the etcd key
 // "/production/app/a" is seen as "/app/a". A View is as immutable as its
-// snapshot and safe for concurrent use.
+// snapshot and safe for concurrent use, unless it reuses Lists.
 type View struct {
 	snap   *Snapshot
 	prefix string
@@ -42,6 +42,59 @@ type View struct {
 	// near is where in the snapshot's base the last lookup ended (see
 	// lookup).
 	near atomic.Int64
+	// lists, when not nil, is where GetAll makes its lists.
+	lists *Lists
+}
+
+// ReuseLists makes GetAll make its lists in l's memory, which the lists of
+// the views that used l before give back with l.Reset. A view that reuses
+// lists is not safe for concurrent use.
+func (v *View) ReuseLists(l *Lists) { v.lists = l }
+
+// Lists is memory for the lists of GetAll that one view after another
+// reuses, as the renders of one template after each change do: a list of
+// 100,000 pairs is 3.2 MB, which would otherwise be allocated, zeroed and
+// collected each time. The zero value is empty and ready to use; it is not
+// safe for concurrent use.
+type Lists struct {
+	arena []KVPair
+	used  int // the lists made since Reset are in arena[:used]
+	high  int // arena[used:high] holds pairs of lists before Reset
+}
+
+// Reset gives back the memory of every list made since the last Reset:
+// the caller no longer uses them. The pairs that the next lists will not
+// overwrite are cleared, so that they keep no old values alive.
+func (l *Lists) Reset() {
+	clear(l.arena[l.used:max(l.high, l.used)])
+	l.high, l.used = l.used, 0
+}
+
+// make returns an empty list with room for n pairs, in l's memory when l
+// is not nil; done gives back the room the list did not use.
+func (l *Lists) make(n int) []KVPair {
+	if l == nil {
+		return make([]KVPair, 0, n)
+	}
+	if len(l.arena)-l.used < n {
+		// The lists already made keep the memory they are in; the
+		// next render finds the new memory large enough for all.
+		l.arena = make([]KVPair, max(n, 2*len(l.arena)))
+		l.used, l.high = 0, 0
+	}
+	out := l.arena[l.used : l.used : l.used+n]
+	l.used += n
+	return out
+}
+
+// done gives back the room that list, the last made by make, did not use,
+// and returns it without room to append to.
+func (l *Lists) done(list []KVPair) []KVPair {
+	if l == nil {
+		return trim(list)
+	}
+	l.used -= cap(list) - len(list)
+	return list[:len(list):len(list)]
 }
 
 // NormalizeKey returns key with one leading slash, no trailing slash and no
@@ -284,7 +337,11 @@ func (v *View) GetAll(pattern string) ([]KVPair, error) {
 		// a list of 100,000 pairs is 3.2 MB.
 		n := 0
 		each(func(string, KVPair) { n++ })
-		out = make([]KVPair, 0, n)
+		out = v.lists.make(n)
+		each(func(name string, p KVPair) {
+			out = append(out, KVPair{Key: name, Value: p.Value})
+		})
+		return v.lists.done(out), nil
 	}
 	each(func(name string, p KVPair) {
 		out = appendDoubling(out, KVPair{Key: name, Value: p.Value})
@@ -316,7 +373,7 @@ func (v *View) childPairs(from string, lit int) []KVPair {
 	// 100,000 pairs is 3.2 MB, so it is neither grown by doubling nor
 	// counted first by a second pass. The bound is exact unless the
 	// literal has subtrees below it, and then the list is trimmed.
-	out := make([]KVPair, 0, v.maxInScan(from))
+	out := v.lists.make(v.maxInScan(from))
 	v.scan(from, func(p KVPair) (string, bool) {
 		if i := strings.IndexByte(p.Key[at:], '/'); i >= 0 {
 			return p.Key[:at+i] + "0", true
@@ -324,7 +381,7 @@ func (v *View) childPairs(from string, lit int) []KVPair {
 		out = append(out, KVPair{Key: p.Key[len(v.prefix):], Value: p.Value})
 		return "", true
 	})
-	return trim(out)
+	return v.lists.done(out)
 }
 
 // matcher returns a function that reports whether a name matches the valid

@@ -3,6 +3,7 @@ package kv
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand"
 	"reflect"
 	"slices"
@@ -171,6 +172,23 @@ func TestViewMatchesReference(t *testing.T) {
 	}
 }
 
+// randomChanges puts or, one time in three, deletes each of keys at rev,
+// and makes the same changes to state.
+func randomChanges(r *rand.Rand, rev int64, keys []string, state map[string]string) []Change {
+	var changes []Change
+	for _, k := range keys {
+		if r.Intn(3) == 0 {
+			changes = append(changes, Change{Key: k, Delete: true})
+			delete(state, k)
+		} else {
+			v := fmt.Sprint(rev)
+			changes = append(changes, Change{Key: k, Value: v})
+			state[k] = v
+		}
+	}
+	return changes
+}
+
 func TestApplyLeavesOldSnapshot(t *testing.T) {
 	old := FromMap(1, map[string]string{"/a": "1", "/b": "2"})
 	next := old.Apply(2, []Change{{Key: "/a", Value: "10"}, {Key: "/b", Delete: true}, {Key: "/c", Value: "3"}})
@@ -190,19 +208,11 @@ func TestApplyMatchesRebuild(t *testing.T) {
 	state := map[string]string{}
 	snap := Empty(0)
 	for rev := int64(1); rev <= 200; rev++ {
-		var batch []Change
+		var keys []string
 		for i := 0; i < 1+r.Intn(5); i++ {
-			k := fmt.Sprintf("/k/%d", r.Intn(30))
-			if r.Intn(3) == 0 {
-				batch = append(batch, Change{Key: k, Delete: true})
-				delete(state, k)
-			} else {
-				v := fmt.Sprint(rev)
-				batch = append(batch, Change{Key: k, Value: v})
-				state[k] = v
-			}
+			keys = append(keys, fmt.Sprintf("/k/%d", r.Intn(30)))
 		}
-		snap = snap.Apply(rev, batch)
+		snap = snap.Apply(rev, randomChanges(r, rev, keys, state))
 		if got, want := snap.Pairs(), FromMap(rev, state).Pairs(); !reflect.DeepEqual(got, want) {
 			t.Fatalf("rev %d: derived %v, rebuilt %v", rev, got, want)
 		}
@@ -238,5 +248,54 @@ func TestGetAllSharesTheBaseSafely(t *testing.T) {
 	deep := FromMap(1, map[string]string{"/a/1": "x", "/a/d/2": "y"})
 	if got, _ := deep.All().GetAll("/a/*"); !slices.Equal(got, []KVPair{{"/a/1", "x"}}) {
 		t.Fatalf("with a subtree, GetAll = %v", got)
+	}
+}
+
+// TestGetAllReusesLists lists with one Lists as a daemon's renders do, on
+// snapshots derived by changes: every list of a render must hold its own
+// pairs until Reset, whatever the lists made after it, and the next
+// renders must give the same answers in the same memory.
+func TestGetAllReusesLists(t *testing.T) {
+	r := rand.New(rand.NewSource(3))
+	patterns := []string{"/*", "/a/*", "/a*", "/*/*", "/a/b/*", "/a?", "/[ab]/*", "/a/*/*"}
+	var lists Lists
+	all := randomKeys(r, 40)
+	snap := FromMap(1, all)
+	for rev := int64(2); rev < 60; rev++ {
+		keys := slices.Sorted(maps.Keys(randomKeys(r, 1+r.Intn(8))))
+		snap = snap.Apply(rev, randomChanges(r, rev, keys, all))
+		for _, vw := range []struct {
+			prefix string
+			keys   []string
+		}{{"", []string{"/"}}, {"/a", []string{"/"}}, {"", []string{"/a", "/b"}}} {
+			v := snap.View(vw.prefix, vw.keys)
+			v.ReuseLists(&lists)
+			ref := newReference(all, vw.prefix, vw.keys)
+			got := make([][]KVPair, len(patterns))
+			for i, p := range patterns {
+				var err error
+				if got[i], err = v.GetAll(p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// An append to one list must leave the others as they were.
+			for i := range got {
+				_ = append(got[i], KVPair{Key: "/appended", Value: "x"})
+			}
+			for i, p := range patterns {
+				if want := ref.getAll(p); !reflect.DeepEqual(got[i], want) {
+					t.Fatalf("rev %d, view %v: GetAll(%q) = %q, want %q", rev, vw, p, got[i], want)
+				}
+			}
+			lists.Reset()
+		}
+	}
+	if lists.used != 0 {
+		t.Errorf("after Reset, %d pairs in use", lists.used)
+	}
+	for i, p := range lists.arena[lists.high:] {
+		if p != (KVPair{}) {
+			t.Fatalf("pair %d past the last lists holds %q after Reset", lists.high+i, p)
+		}
 	}
 }

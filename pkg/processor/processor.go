@@ -213,9 +213,15 @@ type unitState struct {
 	// installed is when the last step replaced the destination (zero
 	// when it did not).
 	installed time.Time
-	// out is the memory of the last render's output, which the next
-	// render reuses.
-	out render.Buffer
+	// mem is the memory of the last render, which the next one reuses.
+	mem memory
+}
+
+// memory is what one render of a resource leaves for the next to reuse:
+// the memory of its output and of the lists of its template's gets.
+type memory struct {
+	out   render.Buffer
+	lists kv.Lists
 }
 
 // step renders u from snap, syncs it and logs the outcome. With st (daemon
@@ -227,9 +233,9 @@ func (p *Processor) step(ctx context.Context, u *unit, snap *kv.Snapshot, st *un
 		"revision": snap.Revision(),
 	})
 	start := time.Now()
-	var mem *render.Buffer
+	var mem *memory
 	if st != nil {
-		mem = &st.out
+		mem = &st.mem
 	}
 	res, size, err := p.render(ctx, u, snap, mem)
 	if st != nil {
@@ -264,10 +270,20 @@ func (p *Processor) step(ctx context.Context, u *unit, snap *kv.Snapshot, st *un
 	return nil
 }
 
-// render executes u's template on snap, in mem when it is not nil, and
-// syncs the result.
-func (p *Processor) render(ctx context.Context, u *unit, snap *kv.Snapshot, mem *render.Buffer) (filesync.Result, int, error) {
-	chunks, err := u.tmpl.ExecuteChunks(ctx, snap.View(u.res.Prefix, u.res.Keys), mem)
+// render executes u's template on snap, in the memory of the render
+// before when mem is not nil, and syncs the result.
+func (p *Processor) render(ctx context.Context, u *unit, snap *kv.Snapshot, mem *memory) (filesync.Result, int, error) {
+	view := snap.View(u.res.Prefix, u.res.Keys)
+	var out *render.Buffer
+	if mem != nil {
+		view.ReuseLists(&mem.lists)
+		out = &mem.out
+	}
+	chunks, err := u.tmpl.ExecuteChunks(ctx, view, out)
+	if mem != nil {
+		// The template is done with the lists; the output is in out.
+		mem.lists.Reset()
+	}
 	if err != nil {
 		return filesync.Result{}, 0, &Error{Resource: u.res.Name, Op: "render", Err: err}
 	}
