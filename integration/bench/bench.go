@@ -220,7 +220,7 @@ func (b *bench) oneShotRuns(ks keyspace, name, text string) (oneShotResult, erro
 	var wall, cpu, rss []float64
 	for r := 0; r < b.o.runs; r++ {
 		os.Remove(dest)
-		cmd := exec.CommandContext(b.ctx, b.o.confd, "-onetime", "-node", b.endpoint, "-confdir", dir, "-log-level", "warn")
+		cmd := b.confdCommand(b.ctx, "-onetime", "-node", b.endpoint, "-confdir", dir, "-log-level", "warn")
 		cmd.Stderr = b.log
 		start := time.Now()
 		if err := cmd.Start(); err != nil {
@@ -307,7 +307,7 @@ func (b *bench) watchOne(n int, ks keyspace) (watchResult, error) {
 	baseReqs := (after.requests - before.requests) / float64(b.o.changes)
 
 	ctx, cancel := context.WithCancel(b.ctx)
-	cmd := exec.CommandContext(ctx, b.o.confd, "-watch", "-node", b.endpoint, "-confdir", dir, "-log-level", "warn")
+	cmd := b.confdCommand(ctx, "-watch", "-node", b.endpoint, "-confdir", dir, "-log-level", "warn")
 	cmd.Stderr = b.log
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
@@ -375,6 +375,15 @@ func waitFor(path string, timeout time.Duration, ok func(string) bool) error {
 		time.Sleep(100 * time.Microsecond)
 	}
 	return fmt.Errorf("%s not as expected after %s", path, timeout)
+}
+
+// confdCommand is the command that runs the measured binary with args
+// until ctx ends. It goes when the benchmark goes, however that ends, so
+// that a benchmark killed leaves no confd running.
+func (b *bench) confdCommand(ctx context.Context, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, b.o.confd, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	return cmd
 }
 
 // watchPeakRSS reads the peak resident set size (VmHWM, in KiB) of pid

@@ -35,7 +35,7 @@ func (b *bench) startDaemon(dir, name string, args ...string) (*daemon, error) {
 	defer f.Close()
 	ctx, cancel := context.WithCancel(b.ctx)
 	all := append([]string{"-node", b.endpoint, "-confdir", dir, "-log-level", "debug", "-log-format", "json"}, args...)
-	cmd := exec.CommandContext(ctx, b.o.confd, all...)
+	cmd := b.confdCommand(ctx, all...)
 	cmd.Stderr = f
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
