@@ -212,7 +212,9 @@ func (t *Template) ExecuteChunks(ctx context.Context, s Store, mem *Buffer) (out
 	newWriter := func() chunkWriter {
 		w := chunkWriter{first: int(hint + hint/8)}
 		if mem != nil {
-			w.spare = mem.blocks
+			// A copy: grow takes blocks out of it, and a second run
+			// after the fast path gave up starts from all of them.
+			w.spare = slices.Clone(mem.blocks)
 		}
 		return w
 	}
