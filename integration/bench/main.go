@@ -173,6 +173,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer stopEtcd()
 	b := &bench{ctx: ctx, o: o, tmp: tmp, cli: cli, endpoint: endpoints, metrics: metricsURL, log: log}
+	defer b.waiter.close()
 	rep := report{Machine: machine(), Date: time.Now().UTC().Format(time.RFC3339)}
 	steps := map[string]func() error{
 		"startup": func() error {

@@ -206,11 +206,11 @@ func (b *bench) burstOnce(ks keyspace, wait string, run int) (settleMS float64, 
 		return 0, 0, 0, err
 	}
 	defer d.stop()
-	if err := waitFor(dest, 60*time.Second, func(s string) bool { return s == ks.expected("haproxy") }); err != nil {
+	if err := b.waitFor(dest, 60*time.Second, func(s string) bool { return s == ks.expected("haproxy") }); err != nil {
 		return 0, 0, 0, fmt.Errorf("first render: %w", err)
 	}
 	// Let the first render's reload finish before counting.
-	if err := waitFor(reloadLog, 10*time.Second, func(s string) bool { return s != "" }); err != nil {
+	if err := b.waitFor(reloadLog, 10*time.Second, func(s string) bool { return s != "" }); err != nil {
 		return 0, 0, 0, fmt.Errorf("first reload: %w", err)
 	}
 	renders0, err := d.renders()
@@ -268,7 +268,7 @@ func (b *bench) burstOnce(ks keyspace, wait string, run int) (settleMS float64, 
 		return 0, 0, 0, fmt.Errorf("burst: %w", err)
 	}
 	want := ks.expected("haproxy")
-	if err := waitFor(dest, 30*time.Second, func(s string) bool { return s == want }); err != nil {
+	if err := b.waitFor(dest, 30*time.Second, func(s string) bool { return s == want }); err != nil {
 		return 0, 0, 0, fmt.Errorf("final file after the burst: %w", err)
 	}
 	settleMS = max(0, float64(time.Since(last).Microseconds())/1000)
@@ -381,7 +381,7 @@ func (b *bench) idleOnce(ks keyspace, mode string, args []string) (idleResult, e
 		return res, err
 	}
 	defer d.stop()
-	if err := waitFor(dest, 60*time.Second, func(s string) bool { return s == ks.expected("haproxy") }); err != nil {
+	if err := b.waitFor(dest, 60*time.Second, func(s string) bool { return s == ks.expected("haproxy") }); err != nil {
 		return res, fmt.Errorf("first render: %w", err)
 	}
 	// Start counting once the first render is over.
