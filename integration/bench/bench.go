@@ -188,6 +188,11 @@ func summarize(xs []float64) stats {
 	return stats{Median: s[len(s)/2], Min: s[0], Max: s[len(s)-1]}
 }
 
+// oneShot runs the one-shot figures. At each size the templates take
+// turns, one run each per round, and a template's ratio to the HAProxy
+// template is the median of the ratios within a round: on a host whose
+// speed changes within minutes, runs of the two compared next to each
+// other see the same machine.
 func (b *bench) oneShot() ([]oneShotResult, error) {
 	var out []oneShotResult
 	for _, n := range b.o.sizes {
@@ -195,16 +200,30 @@ func (b *bench) oneShot() ([]oneShotResult, error) {
 		if err != nil {
 			return nil, err
 		}
-		var base float64
-		for _, tpl := range templates {
-			res, err := b.oneShotRuns(ks, tpl.name, tpl.text)
-			if err != nil {
+		runs := make([]oneShotRuns, len(templates))
+		for i, tpl := range templates {
+			if runs[i].dir, runs[i].dest, err = b.confdir(tpl.name, tpl.text); err != nil {
 				return nil, err
 			}
-			if tpl.name == "haproxy" {
-				base = res.WallMS.Median
+		}
+		for r := 0; r < b.o.runs; r++ {
+			for i, tpl := range templates {
+				if err := b.oneShotRun(ks, tpl.name, &runs[i]); err != nil {
+					return nil, err
+				}
 			}
-			res.Ratio = res.WallMS.Median / base
+		}
+		for i, tpl := range templates {
+			rs := runs[i]
+			ratios := make([]float64, len(rs.wall))
+			for r := range rs.wall {
+				ratios[r] = rs.wall[r] / runs[0].wall[r]
+			}
+			res := oneShotResult{
+				Keys: n, Template: tpl.name, Bytes: len(ks.expected(tpl.name)),
+				WallMS: summarize(rs.wall), CPUMS: summarize(rs.cpu), RSSMB: summarize(rs.rss),
+				Ratio: summarize(ratios).Median,
+			}
 			out = append(out, res)
 			fmt.Fprintf(b.log, "one-shot %-9s %7d keys: %.1f ms\n", tpl.name, n, res.WallMS.Median)
 		}
@@ -212,41 +231,42 @@ func (b *bench) oneShot() ([]oneShotResult, error) {
 	return out, nil
 }
 
-// oneShotRuns runs confd -onetime with one template b.o.runs times and
-// checks every output byte for byte.
-func (b *bench) oneShotRuns(ks keyspace, name, text string) (oneShotResult, error) {
-	dir, dest, err := b.confdir(name, text)
+// oneShotRuns are the confdir of a one-shot figure and what its runs
+// measured so far.
+type oneShotRuns struct {
+	dir, dest      string
+	wall, cpu, rss []float64
+}
+
+// oneShotRun runs confd -onetime once with the template name in runs'
+// confdir, checks every output byte for byte and adds what it measured
+// to runs.
+func (b *bench) oneShotRun(ks keyspace, name string, runs *oneShotRuns) error {
+	os.Remove(runs.dest)
+	cmd := b.confdCommand(b.ctx, "-onetime", "-node", b.endpoint, "-confdir", runs.dir, "-log-level", "warn")
+	cmd.Stderr = b.log
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	peak := watchPeakRSS(cmd.Process.Pid)
+	err := cmd.Wait()
+	wall := float64(time.Since(start).Microseconds()) / 1000
 	if err != nil {
-		return oneShotResult{}, err
+		return fmt.Errorf("one-shot %s at %d keys: %w", name, ks.n, err)
 	}
-	want := ks.expected(name)
-	var wall, cpu, rss []float64
-	for r := 0; r < b.o.runs; r++ {
-		os.Remove(dest)
-		cmd := b.confdCommand(b.ctx, "-onetime", "-node", b.endpoint, "-confdir", dir, "-log-level", "warn")
-		cmd.Stderr = b.log
-		start := time.Now()
-		if err := cmd.Start(); err != nil {
-			return oneShotResult{}, err
-		}
-		peak := watchPeakRSS(cmd.Process.Pid)
-		err := cmd.Wait()
-		wall = append(wall, float64(time.Since(start).Microseconds())/1000)
-		if err != nil {
-			return oneShotResult{}, fmt.Errorf("one-shot %s at %d keys: %w", name, ks.n, err)
-		}
-		st := cmd.ProcessState
-		cpu = append(cpu, float64((st.UserTime()+st.SystemTime()).Microseconds())/1000)
-		rss = append(rss, float64(<-peak)/1024)
-		got, err := os.ReadFile(dest)
-		if err != nil {
-			return oneShotResult{}, err
-		}
-		if string(got) != want {
-			return oneShotResult{}, fmt.Errorf("one-shot %s at %d keys: the file differs from the expected render", name, ks.n)
-		}
+	st := cmd.ProcessState
+	runs.wall = append(runs.wall, wall)
+	runs.cpu = append(runs.cpu, float64((st.UserTime()+st.SystemTime()).Microseconds())/1000)
+	runs.rss = append(runs.rss, float64(<-peak)/1024)
+	got, err := os.ReadFile(runs.dest)
+	if err != nil {
+		return err
 	}
-	return oneShotResult{Keys: ks.n, Template: name, WallMS: summarize(wall), CPUMS: summarize(cpu), RSSMB: summarize(rss), Bytes: len(want)}, nil
+	if string(got) != ks.expected(name) {
+		return fmt.Errorf("one-shot %s at %d keys: the file differs from the expected render", name, ks.n)
+	}
+	return nil
 }
 
 type watchResult struct {
@@ -538,7 +558,7 @@ func printReport(w io.Writer, rep report) {
 		}
 	}
 	if len(rep.OneShot) > 0 {
-		fmt.Fprintln(w, "\none-shot (median of runs, [min–max])")
+		fmt.Fprintln(w, "\none-shot (median of runs, [min–max]; ×haproxy: median of the ratios of runs side by side)")
 		fmt.Fprintf(w, "%-10s %8s %22s %22s %22s %7s\n", "template", "keys", "wall ms", "cpu ms", "peak rss MB", "×haproxy")
 		for _, r := range rep.OneShot {
 			fmt.Fprintf(w, "%-10s %8d %22s %22s %22s %7.2f\n", r.Template, r.Keys, r.WallMS, r.CPUMS, r.RSSMB, r.Ratio)
