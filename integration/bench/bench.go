@@ -36,11 +36,14 @@ type bench struct {
 
 // templates are the one-shot figures' templates: (a) the HAProxy template,
 // (b) nested lookups, (c) a directory template.
-var templates = []struct{ name, text string }{
+var templates = []template{
 	{"haproxy", "{{range gets \"/app/servers/*\"}}server {{base .Key}} {{.Value}} check\n{{end}}"},
 	{"nested", "{{range ls \"/app/servers\"}}{{getv (printf \"/app/servers/%s\" .)}}\n{{end}}"},
 	{"directory", "{{range lsdir \"/svc\"}}backend {{.}}\n{{range gets (printf \"/svc/%s/*\" .)}}  server {{base .Key}} {{.Value}}\n{{end}}{{end}}"},
 }
+
+// template is a template of the one-shot figures.
+type template struct{ name, text string }
 
 // keyspace is the generated keys of one size.
 type keyspace struct {
@@ -200,18 +203,9 @@ func (b *bench) oneShot() ([]oneShotResult, error) {
 		if err != nil {
 			return nil, err
 		}
-		runs := make([]oneShotRuns, len(templates))
-		for i, tpl := range templates {
-			if runs[i].dir, runs[i].dest, err = b.confdir(tpl.name, tpl.text); err != nil {
-				return nil, err
-			}
-		}
-		for r := 0; r < b.o.runs; r++ {
-			for i, tpl := range templates {
-				if err := b.oneShotRun(ks, tpl.name, &runs[i]); err != nil {
-					return nil, err
-				}
-			}
+		runs, err := b.oneShotRounds(ks, templates)
+		if err != nil {
+			return nil, err
 		}
 		for i, tpl := range templates {
 			rs := runs[i]
@@ -220,7 +214,7 @@ func (b *bench) oneShot() ([]oneShotResult, error) {
 				ratios[r] = rs.wall[r] / runs[0].wall[r]
 			}
 			res := oneShotResult{
-				Keys: n, Template: tpl.name, Bytes: len(ks.expected(tpl.name)),
+				Keys: n, Template: tpl.name, Bytes: len(rs.want),
 				WallMS: summarize(rs.wall), CPUMS: summarize(rs.cpu), RSSMB: summarize(rs.rss),
 				Ratio: summarize(ratios).Median,
 			}
@@ -231,17 +225,39 @@ func (b *bench) oneShot() ([]oneShotResult, error) {
 	return out, nil
 }
 
-// oneShotRuns are the confdir of a one-shot figure and what its runs
-// measured so far.
+// oneShotRuns are the confdir of a one-shot figure, the render it must
+// give, and what its runs measured.
 type oneShotRuns struct {
-	dir, dest      string
-	wall, cpu, rss []float64
+	name, dir, dest string
+	want            string
+	wall, cpu, rss  []float64
 }
 
-// oneShotRun runs confd -onetime once with the template name in runs'
-// confdir, checks every output byte for byte and adds what it measured
-// to runs.
-func (b *bench) oneShotRun(ks keyspace, name string, runs *oneShotRuns) error {
+// oneShotRounds runs confd -onetime b.o.runs times with each of tpls on
+// ks, the templates taking turns, one run each per round.
+func (b *bench) oneShotRounds(ks keyspace, tpls []template) ([]oneShotRuns, error) {
+	runs := make([]oneShotRuns, len(tpls))
+	for i, tpl := range tpls {
+		rs := &runs[i]
+		rs.name, rs.want = tpl.name, ks.expected(tpl.name)
+		var err error
+		if rs.dir, rs.dest, err = b.confdir(tpl.name, tpl.text); err != nil {
+			return nil, err
+		}
+	}
+	for r := 0; r < b.o.runs; r++ {
+		for i := range runs {
+			if err := b.oneShotRun(ks.n, &runs[i]); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return runs, nil
+}
+
+// oneShotRun runs confd -onetime once in runs' confdir, checks every
+// output byte for byte and adds what it measured to runs.
+func (b *bench) oneShotRun(keys int, runs *oneShotRuns) error {
 	os.Remove(runs.dest)
 	cmd := b.confdCommand(b.ctx, "-onetime", "-node", b.endpoint, "-confdir", runs.dir, "-log-level", "warn")
 	cmd.Stderr = b.log
@@ -253,7 +269,7 @@ func (b *bench) oneShotRun(ks keyspace, name string, runs *oneShotRuns) error {
 	err := cmd.Wait()
 	wall := float64(time.Since(start).Microseconds()) / 1000
 	if err != nil {
-		return fmt.Errorf("one-shot %s at %d keys: %w", name, ks.n, err)
+		return fmt.Errorf("one-shot %s at %d keys: %w", runs.name, keys, err)
 	}
 	st := cmd.ProcessState
 	runs.wall = append(runs.wall, wall)
@@ -263,8 +279,8 @@ func (b *bench) oneShotRun(ks keyspace, name string, runs *oneShotRuns) error {
 	if err != nil {
 		return err
 	}
-	if string(got) != ks.expected(name) {
-		return fmt.Errorf("one-shot %s at %d keys: the file differs from the expected render", name, ks.n)
+	if string(got) != runs.want {
+		return fmt.Errorf("one-shot %s at %d keys: the file differs from the expected render", runs.name, keys)
 	}
 	return nil
 }
@@ -332,8 +348,6 @@ func (b *bench) watchOne(n int, ks keyspace) (watchResult, error) {
 	ctx, cancel := context.WithCancel(b.ctx)
 	cmd := b.confdCommand(ctx, "-watch", "-node", b.endpoint, "-confdir", dir, "-log-level", "warn")
 	cmd.Stderr = b.log
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 10 * time.Second
 	if err := cmd.Start(); err != nil {
 		cancel()
 		return res, err
@@ -470,6 +484,8 @@ func watchDir(dir string) *os.File {
 func (b *bench) confdCommand(ctx context.Context, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, b.o.confd, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
 	return cmd
 }
 

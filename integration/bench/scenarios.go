@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -37,8 +36,6 @@ func (b *bench) startDaemon(dir, name string, args ...string) (*daemon, error) {
 	all := append([]string{"-node", b.endpoint, "-confdir", dir, "-log-level", "debug", "-log-format", "json"}, args...)
 	cmd := b.confdCommand(ctx, all...)
 	cmd.Stderr = f
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 10 * time.Second
 	if err := cmd.Start(); err != nil {
 		cancel()
 		return nil, err
@@ -135,15 +132,11 @@ func (b *bench) startup() (startupResult, error) {
 	if err != nil {
 		return startupResult{}, err
 	}
-	var runs oneShotRuns
-	if runs.dir, runs.dest, err = b.confdir("haproxy", templates[0].text); err != nil {
+	all, err := b.oneShotRounds(ks, templates[:1])
+	if err != nil {
 		return startupResult{}, err
 	}
-	for r := 0; r < b.o.runs; r++ {
-		if err := b.oneShotRun(ks, "haproxy", &runs); err != nil {
-			return startupResult{}, err
-		}
-	}
+	runs := all[0]
 	res := startupResult{Keys: ks.n, WallMS: summarize(runs.wall), CPUMS: summarize(runs.cpu), RSSMB: summarize(runs.rss)}
 	fmt.Fprintf(b.log, "start-up %d keys: %.1f ms\n", ks.n, res.WallMS.Median)
 	return res, nil
