@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -56,15 +57,20 @@ func serverValue(i int) string {
 	return fmt.Sprintf("10.%d.%d.%d:%d", i>>16&255, i>>8&255, i&255, 8000+i%1000)
 }
 
+// svcKey is the directory and name of the key of index i under /svc.
+func svcKey(i int) (dir, name string) {
+	return fmt.Sprintf("s%d", i%100), strconv.Itoa(i / 100)
+}
+
 func makeKeyspace(n int) keyspace {
 	ks := keyspace{n: n, servers: make(map[string]string, n), svc: map[string]map[string]string{}}
 	for i := 0; i < n; i++ {
 		ks.servers[fmt.Sprintf("srv-%d", i)] = serverValue(i)
-		dir := fmt.Sprintf("s%d", i%100)
+		dir, name := svcKey(i)
 		if ks.svc[dir] == nil {
 			ks.svc[dir] = map[string]string{}
 		}
-		ks.svc[dir][strconv.Itoa(i/100)] = serverValue(i)
+		ks.svc[dir][name] = serverValue(i)
 	}
 	return ks
 }
@@ -126,15 +132,7 @@ func (b *bench) load(ks keyspace) error {
 			return fmt.Errorf("clear %s: %w", p, err)
 		}
 	}
-	var ops []clientv3.Op
-	for k, v := range ks.servers {
-		ops = append(ops, clientv3.OpPut("/app/servers/"+k, v))
-	}
-	for d, m := range ks.svc {
-		for k, v := range m {
-			ops = append(ops, clientv3.OpPut("/svc/"+d+"/"+k, v))
-		}
-	}
+	ops := loadOps(ks, b.o.loadOrder)
 	const batch = 100 // below etcd's default limit of 128 operations a transaction
 	for i := 0; i < len(ops); i += batch {
 		if _, err := b.cli.Txn(ctx).Then(ops[i:min(i+batch, len(ops))]...).Commit(); err != nil {
@@ -142,6 +140,40 @@ func (b *bench) load(ks keyspace) error {
 		}
 	}
 	return nil
+}
+
+// Orders in which load puts the keys. etcd stores each key's value under
+// the revision that wrote it and a range reads them in the order of their
+// keys, so its cost depends on how far from each other in its file the
+// values of neighbouring keys lie.
+const (
+	// orderIndex puts srv-0, srv-1, srv-2 and so on, as a registry does
+	// that gains one server after another; srv-10 then lies far from
+	// srv-1, which precedes it in a range.
+	orderIndex = "index"
+	// orderRandom puts the keys in an order shuffled with a fixed seed.
+	orderRandom = "random"
+)
+
+// loadOps returns the puts of ks in order: /app/servers first, then /svc,
+// each in the order of the index of its keys or shuffled.
+func loadOps(ks keyspace, order string) []clientv3.Op {
+	ops := make([]clientv3.Op, 0, 2*ks.n)
+	for i := range ks.n {
+		name := fmt.Sprintf("srv-%d", i)
+		ops = append(ops, clientv3.OpPut("/app/servers/"+name, ks.servers[name]))
+	}
+	for i := range ks.n {
+		dir, name := svcKey(i)
+		ops = append(ops, clientv3.OpPut("/svc/"+dir+"/"+name, ks.svc[dir][name]))
+	}
+	if order == orderRandom {
+		r := rand.New(rand.NewPCG(1, 2))
+		r.Shuffle(ks.n, func(i, j int) { ops[i], ops[j] = ops[j], ops[i] })
+		rest := ops[ks.n:]
+		r.Shuffle(len(rest), func(i, j int) { rest[i], rest[j] = rest[j], rest[i] })
+	}
+	return ops
 }
 
 // confdir writes a confdir with one resource rendering text to dest.
@@ -557,6 +589,7 @@ func (b *bench) scrape() (counters, error) {
 
 func printReport(w io.Writer, rep report) {
 	fmt.Fprintf(w, "machine: %s\n", rep.Machine)
+	fmt.Fprintf(w, "keys put into etcd in %s order\n", rep.LoadOrder)
 	if r := rep.Startup; r != nil {
 		fmt.Fprintf(w, "\none-shot start-up, %d keys (median of runs, [min–max])\n", r.Keys)
 		fmt.Fprintf(w, "%22s %22s %22s\n", "wall ms", "cpu ms", "peak rss MB")

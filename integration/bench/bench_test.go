@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -42,10 +43,59 @@ func TestSmoke(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, &stdout, &stderr)
 	}
-	for _, want := range []string{"start-up", "burst", "20ms:100ms", "haproxy", "nested", "directory", "p50 ms", "etcd B/change",
+	for _, want := range []string{"in index order", "start-up", "burst", "20ms:100ms", "haproxy", "nested", "directory", "p50 ms", "etcd B/change",
 		"idle", "interval 1s"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, &stdout)
 		}
+	}
+}
+
+// TestLoadOps puts the keys of a keyspace in the order asked for: every
+// key once, /app/servers before /svc, by index or shuffled the same way
+// every time.
+func TestLoadOps(t *testing.T) {
+	ks := makeKeyspace(300)
+	keys := func(order string) []string {
+		var out []string
+		for _, op := range loadOps(ks, order) {
+			out = append(out, string(op.KeyBytes())+"="+string(op.ValueBytes()))
+		}
+		return out
+	}
+	index := keys(orderIndex)
+	if len(index) != 600 {
+		t.Fatalf("%d puts, want 600", len(index))
+	}
+	for _, tc := range []struct {
+		put  int
+		want string
+	}{
+		{0, "/app/servers/srv-0=" + serverValue(0)},
+		{1, "/app/servers/srv-1=" + serverValue(1)},
+		{10, "/app/servers/srv-10=" + serverValue(10)},
+		{300, "/svc/s0/0=" + serverValue(0)},
+		{301, "/svc/s1/0=" + serverValue(1)},
+	} {
+		if got := index[tc.put]; got != tc.want {
+			t.Errorf("index order: put %d is %s, want %s", tc.put, got, tc.want)
+		}
+	}
+	random := keys(orderRandom)
+	if slices.Equal(random, index) {
+		t.Error("random order is the index order")
+	}
+	if again := keys(orderRandom); !slices.Equal(again, random) {
+		t.Error("random order differs between two calls")
+	}
+	for i, k := range random {
+		if strings.HasPrefix(k, "/svc/") != (i >= 300) {
+			t.Errorf("random order: put %d is %s", i, k)
+		}
+	}
+	slices.Sort(random)
+	slices.Sort(index)
+	if !slices.Equal(random, index) {
+		t.Error("random order puts other keys than index order")
 	}
 }

@@ -63,6 +63,7 @@ type options struct {
 	burstClients int
 	burstRuns    int
 	burstWait    string
+	loadOrder    string
 	idle         time.Duration
 	idleKeys     int
 	only         map[string]bool
@@ -89,6 +90,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.burstClients, "burst-clients", 16, "concurrent writers in a burst")
 	fs.IntVar(&o.burstRuns, "burst-runs", 3, "runs of each burst figure")
 	fs.StringVar(&o.burstWait, "burst-wait", "50ms:500ms", "the -wait of the second burst figure")
+	fs.StringVar(&o.loadOrder, "load-order", orderIndex, "the order in which keys are put into etcd: index (srv-0, srv-1, …) or random")
 	fs.DurationVar(&o.idle, "idle", 30*time.Second, "how long each idle figure watches confd")
 	fs.IntVar(&o.idleKeys, "idle-keys", 100000, "keyspace size for the idle figures")
 	only := fs.String("only", strings.Join(sections, ","), "the sections to run")
@@ -104,6 +106,9 @@ func parse(args []string, stderr io.Writer) (options, error) {
 			return o, fmt.Errorf("-only: unknown section %q (have %s)", sec, strings.Join(sections, ", "))
 		}
 		o.only[sec] = true
+	}
+	if o.loadOrder != orderIndex && o.loadOrder != orderRandom {
+		return o, fmt.Errorf("-load-order: %q is neither %s nor %s", o.loadOrder, orderIndex, orderRandom)
 	}
 	if _, _, err := parseWait(o.burstWait); err != nil {
 		return o, fmt.Errorf("-burst-wait: %w", err)
@@ -139,13 +144,15 @@ func ints(s string) ([]int, error) {
 
 // report is every figure of one run of the benchmark.
 type report struct {
-	Machine string          `json:"machine"`
-	Date    string          `json:"date"`
-	Startup *startupResult  `json:"startup,omitempty"`
-	Burst   []burstResult   `json:"burst,omitempty"`
-	OneShot []oneShotResult `json:"one_shot,omitempty"`
-	Watch   []watchResult   `json:"watch,omitempty"`
-	Idle    []idleResult    `json:"idle,omitempty"`
+	Machine string `json:"machine"`
+	Date    string `json:"date"`
+	// LoadOrder is the order in which the keys were put (-load-order).
+	LoadOrder string          `json:"load_order"`
+	Startup   *startupResult  `json:"startup,omitempty"`
+	Burst     []burstResult   `json:"burst,omitempty"`
+	OneShot   []oneShotResult `json:"one_shot,omitempty"`
+	Watch     []watchResult   `json:"watch,omitempty"`
+	Idle      []idleResult    `json:"idle,omitempty"`
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -174,7 +181,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	defer stopEtcd()
 	b := &bench{ctx: ctx, o: o, tmp: tmp, cli: cli, endpoint: endpoints, metrics: metricsURL, log: log}
 	defer b.waiter.close()
-	rep := report{Machine: machine(), Date: time.Now().UTC().Format(time.RFC3339)}
+	rep := report{Machine: machine(), Date: time.Now().UTC().Format(time.RFC3339), LoadOrder: o.loadOrder}
 	steps := map[string]func() error{
 		"startup": func() error {
 			r, err := b.startup()
