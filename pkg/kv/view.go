@@ -483,24 +483,41 @@ func (v *View) children(dir string, dirsOnly bool) []string {
 	}
 	if ok {
 		base += "/"
-		v.scan(base, func(p KVPair) (string, bool) {
-			rest := p.Key[len(base):]
-			i := strings.IndexByte(rest, '/')
-			if i < 0 {
-				if !dirsOnly {
-					names = appendDoubling(names, rest)
+		each := func(add func(string)) {
+			v.scan(base, func(p KVPair) (string, bool) {
+				rest := p.Key[len(base):]
+				i := strings.IndexByte(rest, '/')
+				if i < 0 {
+					if !dirsOnly {
+						add(rest)
+					}
+					return "", true
 				}
-				return "", true
-			}
-			seg := rest[:i]
-			if !dirsOnly || seg != "" {
-				names = appendDoubling(names, seg)
-			}
-			return base + seg + "0", true
-		})
+				seg := rest[:i]
+				if !dirsOnly || seg != "" {
+					add(seg)
+				}
+				return base + seg + "0", true
+			})
+		}
+		// ls of a large directory scans it twice, to count its names and
+		// then to list them in a slice of that size: growing the slice
+		// would allocate twice its final size or more, and the key count
+		// is no bound worth allocating when subtrees hold most keys. lsdir
+		// lists few names however many keys lie below them.
+		if !dirsOnly && v.maxInScan(base) > countFirst {
+			n := 0
+			each(func(string) { n++ })
+			names = slices.Grow(names, n)
+		}
+		each(func(name string) { names = appendDoubling(names, name) })
 	}
 	return sortedUnique(names)
 }
+
+// countFirst is the number of keys below a directory above which ls
+// counts its names before it lists them.
+const countFirst = 1024
 
 // underAny reports whether key is one of roots or below one of them.
 // Sorting does not put a root right before the keys below it ("/app-1"

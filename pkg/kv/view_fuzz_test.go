@@ -44,29 +44,67 @@ func FuzzViewLookups(f *testing.F) {
 	f.Fuzz(func(t *testing.T, keys, prefix, roots, queries string) {
 		rootList := fuzzLines(roots, fuzzMaxRoots)
 		keyList := fuzzKeyspace(fuzzLines(keys, fuzzMaxKeys), prefix, rootList)
-		all := map[string]string{}
-		for i, k := range keyList {
-			// Few distinct values, so that GetAllValues sorts duplicates.
-			all[k] = "v" + strconv.Itoa(i%5)
-		}
-		qs := fuzzQueries(fuzzLines(queries, fuzzMaxQueries), keyList, prefix)
-
-		built := FromMap(7, all)
-		derived := fuzzDerive(all, keyList)
-		if got, want := derived.Pairs(), built.Pairs(); !reflect.DeepEqual(got, want) {
-			t.Fatalf("derived snapshot holds %q, want %q", got, want)
-		}
-		all0 := newReference(all, "", []string{"/"})
-		ref := newReference(all, prefix, rootList)
-		view := "View(" + strconv.Quote(prefix) + ", " + strconv.Quote(strings.Join(rootList, "|")) + ")"
-		for _, s := range []struct {
-			name string
-			snap *Snapshot
-		}{{"built", built}, {"derived", derived}} {
-			checkView(t, s.name+" All()", s.snap.All(), all0, qs)
-			checkView(t, s.name+" "+view, s.snap.View(prefix, rootList), ref, qs)
-		}
+		checkViewLookups(t, keyList, prefix, rootList, fuzzLines(queries, fuzzMaxQueries))
 	})
+}
+
+// checkViewLookups checks every lookup of the views of keys (those of all
+// keys and those of prefix and roots, on a snapshot built at once and on
+// one derived with changes) against the brute-force reference, for the
+// queries given and some derived from the keys.
+func checkViewLookups(t *testing.T, keyList []string, prefix string, rootList, queries []string) {
+	t.Helper()
+	all := map[string]string{}
+	for i, k := range keyList {
+		// Few distinct values, so that GetAllValues sorts duplicates.
+		all[k] = "v" + strconv.Itoa(i%5)
+	}
+	qs := fuzzQueries(queries, keyList, prefix)
+
+	built := FromMap(7, all)
+	derived := fuzzDerive(all, keyList)
+	if got, want := derived.Pairs(), built.Pairs(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("derived snapshot holds %q, want %q", got, want)
+	}
+	all0 := newReference(all, "", []string{"/"})
+	ref := newReference(all, prefix, rootList)
+	view := "View(" + strconv.Quote(prefix) + ", " + strconv.Quote(strings.Join(rootList, "|")) + ")"
+	for _, s := range []struct {
+		name string
+		snap *Snapshot
+	}{{"built", built}, {"derived", derived}} {
+		checkView(t, s.name+" All()", s.snap.All(), all0, qs)
+		checkView(t, s.name+" "+view, s.snap.View(prefix, rootList), ref, qs)
+	}
+}
+
+// TestViewLookupsLargeDirectories checks lookups in directories of more
+// keys than countFirst, which ls counts the names of before it lists
+// them: leaves, subdirectories of many keys, the directory's own key, and
+// views whose prefix or roots cut through them.
+func TestViewLookupsLargeDirectories(t *testing.T) {
+	var keys []string
+	for i := range 3 * countFirst {
+		keys = append(keys, "/big/leaf-"+strconv.Itoa(i))
+		if i%2 == 0 {
+			keys = append(keys, "/deep/d"+strconv.Itoa(i%7)+"/"+strconv.Itoa(i))
+		}
+	}
+	keys = append(keys, "/big", "/big/leaf-1/under", "/bigger/x", "/deep", "/deep/d1", "/other/y")
+	for _, tc := range []struct {
+		prefix string
+		roots  []string
+	}{
+		{"", []string{"/"}},
+		{"", []string{"/big", "/deep/d3"}},
+		{"/big", []string{"/"}},
+		{"/deep", []string{"/d1", "/d2"}},
+	} {
+		t.Run(tc.prefix+strings.Join(tc.roots, ","), func(t *testing.T) {
+			checkViewLookups(t, keys, tc.prefix, tc.roots,
+				[]string{"/", "/big", "/big/", "/deep", "/deep/", "/deep/d1", "/d1", "/leaf-1", "/big/leaf-1"})
+		})
+	}
 }
 
 // fuzzDerive returns a snapshot holding all that was derived with Apply,
