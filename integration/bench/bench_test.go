@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"syscall"
@@ -51,51 +53,89 @@ func TestSmoke(t *testing.T) {
 	}
 }
 
-// TestLoadOps puts the keys of a keyspace in the order asked for: every
-// key once, /app/servers before /svc, by index or shuffled the same way
-// every time.
+// TestLoadOps puts the keys of a keyspace in the order asked for: each
+// key once with its value, /app/servers before /svc, by number or
+// shuffled the same way every time.
 func TestLoadOps(t *testing.T) {
-	ks := makeKeyspace(300)
-	keys := func(order string) []string {
-		var out []string
-		for _, op := range loadOps(ks, order) {
-			out = append(out, string(op.KeyBytes())+"="+string(op.ValueBytes()))
-		}
-		return out
+	const n = 300
+	ks := makeKeyspace(n)
+	want := map[string]string{}
+	for name, v := range ks.servers {
+		want["/app/servers/"+name] = v
 	}
-	index := keys(orderIndex)
-	if len(index) != 600 {
-		t.Fatalf("%d puts, want 600", len(index))
+	for dir, m := range ks.svc {
+		for name, v := range m {
+			want["/svc/"+dir+"/"+name] = v
+		}
+	}
+	puts := map[string][]string{}
+	for _, order := range []string{orderIndex, orderRandom, orderRandom} {
+		var keys []string
+		got := map[string]string{}
+		for i, op := range loadOps(ks, order) {
+			k := string(op.KeyBytes())
+			if _, dup := got[k]; dup {
+				t.Fatalf("%s order puts %s twice", order, k)
+			}
+			got[k] = string(op.ValueBytes())
+			if strings.HasPrefix(k, "/svc/") != (i >= n) {
+				t.Errorf("%s order: put %d is %s, want /app/servers first, then /svc", order, i, k)
+			}
+			keys = append(keys, k)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s order puts other keys or values than the keyspace holds", order)
+		}
+		if prev, ok := puts[order]; ok && !slices.Equal(prev, keys) {
+			t.Errorf("%s order differs between two calls", order)
+		}
+		puts[order] = keys
 	}
 	for _, tc := range []struct {
 		put  int
 		want string
 	}{
-		{0, "/app/servers/srv-0=" + serverValue(0)},
-		{1, "/app/servers/srv-1=" + serverValue(1)},
-		{10, "/app/servers/srv-10=" + serverValue(10)},
-		{300, "/svc/s0/0=" + serverValue(0)},
-		{301, "/svc/s1/0=" + serverValue(1)},
+		{0, "/app/servers/srv-0"},
+		{1, "/app/servers/srv-1"},
+		{10, "/app/servers/srv-10"},
+		{n, "/svc/s0/0"},
+		{n + 1, "/svc/s0/1"},
+		{n + 3, "/svc/s1/0"},
 	} {
-		if got := index[tc.put]; got != tc.want {
+		if got := puts[orderIndex][tc.put]; got != tc.want {
 			t.Errorf("index order: put %d is %s, want %s", tc.put, got, tc.want)
 		}
 	}
-	random := keys(orderRandom)
-	if slices.Equal(random, index) {
+	if slices.Equal(puts[orderRandom], puts[orderIndex]) {
 		t.Error("random order is the index order")
 	}
-	if again := keys(orderRandom); !slices.Equal(again, random) {
-		t.Error("random order differs between two calls")
-	}
-	for i, k := range random {
-		if strings.HasPrefix(k, "/svc/") != (i >= 300) {
-			t.Errorf("random order: put %d is %s", i, k)
+}
+
+// TestParseLoadOrder accepts the two load orders and nothing else.
+func TestParseLoadOrder(t *testing.T) {
+	for _, tc := range []struct {
+		args    []string
+		want    string
+		wantErr bool
+	}{
+		{nil, orderIndex, false},
+		{[]string{"-load-order", "random"}, orderRandom, false},
+		{[]string{"-load-order", "index"}, orderIndex, false},
+		{[]string{"-load-order", "sorted"}, "", true},
+	} {
+		o, err := parse(tc.args, io.Discard)
+		if (err != nil) != tc.wantErr {
+			t.Errorf("parse(%q): error %v, want error %t", tc.args, err, tc.wantErr)
+			continue
 		}
-	}
-	slices.Sort(random)
-	slices.Sort(index)
-	if !slices.Equal(random, index) {
-		t.Error("random order puts other keys than index order")
+		if err != nil {
+			if !strings.Contains(err.Error(), "-load-order") {
+				t.Errorf("parse(%q): error %q does not name -load-order", tc.args, err)
+			}
+			continue
+		}
+		if o.loadOrder != tc.want {
+			t.Errorf("parse(%q): load order %q, want %q", tc.args, o.loadOrder, tc.want)
+		}
 	}
 }
