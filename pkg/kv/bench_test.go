@@ -74,6 +74,34 @@ func BenchmarkGetAllChanged100k(b *testing.B) {
 	}
 }
 
+// BenchmarkGetAllDirsChangedElsewhere100k lists the 100 directories under
+// /svc of a snapshot that one change in each directory and 5,000 under
+// /app/servers were applied to, as a directory template does in a daemon
+// whose other keys change too.
+func BenchmarkGetAllDirsChangedElsewhere100k(b *testing.B) {
+	s := benchSnapshot(100000)
+	changes := make([]Change, 5000, 5100)
+	for i := range changes {
+		changes[i] = Change{Key: fmt.Sprintf("/app/servers/srv-%d", i*19), Value: "changed"}
+	}
+	for d := range 100 {
+		changes = append(changes, Change{Key: fmt.Sprintf("/svc/s%d/%d", d, d), Value: "changed"})
+	}
+	v := s.Apply(2, changes).All()
+	dirs := make([]string, 100)
+	for i := range dirs {
+		dirs[i] = fmt.Sprintf("/svc/s%d/*", i)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, d := range dirs {
+			if pairs, err := v.GetAll(d); err != nil || len(pairs) != 1000 {
+				b.Fatal(len(pairs), err)
+			}
+		}
+	}
+}
+
 // BenchmarkGetAllOneChange100k lists a snapshot that one change was
 // applied to, as the watch sees after a single put.
 func BenchmarkGetAllOneChange100k(b *testing.B) { benchGetAllOneChange(b, nil) }

@@ -240,12 +240,27 @@ func (s *Snapshot) baseRange(lo, hi string) (i, j int) {
 }
 
 // maxInRange returns an upper bound of the number of keys in [lo, hi) (hi
-// "" for no bound): the keys of the base in range plus every change.
+// "" for no bound): the keys of the base in range plus, when there are
+// fewer changes than those, every change, and else the puts among the
+// changes in range, each of which adds a key at most. The bound is then at
+// most twice the keys of the base in range, or counted at the cost of a
+// scan of the changes in range, which a scan of the range visits too.
 func (s *Snapshot) maxInRange(lo, hi string) int {
 	i, j := s.baseRange(lo, hi)
 	n := j - i
+	if s.over != nil && s.over.Len() <= n {
+		return n + s.over.Len()
+	}
 	if s.over != nil {
-		n += s.over.Len()
+		s.over.AscendGreaterOrEqual(entry{KVPair: KVPair{Key: lo}}, func(e entry) bool {
+			if hi != "" && e.Key >= hi {
+				return false
+			}
+			if !e.deleted {
+				n++
+			}
+			return true
+		})
 	}
 	return n
 }

@@ -178,3 +178,60 @@ func TestLookupNear(t *testing.T) {
 	r.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
 	check("random", shuffled)
 }
+
+// TestMaxInRange bounds the keys of a range by the keys of the base in it
+// and every change when the changes are fewer, and else by those keys and
+// the puts among the changes in the range.
+func TestMaxInRange(t *testing.T) {
+	b := NewBuilder()
+	for i := range 1000 {
+		b.Put(fmt.Sprintf("/a/%04d", i), "v")
+	}
+	for i := range 100 {
+		b.Put(fmt.Sprintf("/b/%03d", i), "v")
+	}
+	var changes []Change
+	for i := range 20 {
+		changes = append(changes, Change{Key: fmt.Sprintf("/a/%04d", i), Value: "changed"})
+	}
+	for i := range 30 {
+		changes = append(changes, Change{Key: fmt.Sprintf("/a/%04d", 500+i), Delete: true})
+	}
+	for i := range 40 {
+		changes = append(changes, Change{Key: fmt.Sprintf("/b/new-%02d", i), Value: "new"})
+	}
+	for i := range 10 {
+		changes = append(changes, Change{Key: fmt.Sprintf("/c/%d", i), Value: "new"})
+	}
+	s := b.Build(1).Apply(2, changes)
+	if s.over == nil {
+		t.Fatal("the changes were merged into the base")
+	}
+	for _, tc := range []struct {
+		lo, hi string
+		want   int // the bound
+		keys   int // the keys in range
+	}{
+		{"/a/", "/a0", 1000 + 100, 1000 - 30}, // 100 changes in all
+		{"/b/", "/b0", 100 + 100, 140},
+		{"/c/", "/c0", 10, 10},
+		{"/d/", "/d0", 0, 0},
+		{"/a/0500", "/a/0530", 30, 0},
+		{"/a/0000", "/a/0050", 50 + 20, 50},
+		{"", "", 1100 + 100, 1100 - 30 + 40 + 10},
+	} {
+		keys := 0
+		s.Ascend(func(p KVPair) bool {
+			if p.Key >= tc.lo && (tc.hi == "" || p.Key < tc.hi) {
+				keys++
+			}
+			return true
+		})
+		if keys != tc.keys {
+			t.Fatalf("[%q, %q) holds %d keys, want %d", tc.lo, tc.hi, keys, tc.keys)
+		}
+		if got := s.maxInRange(tc.lo, tc.hi); got != tc.want {
+			t.Errorf("maxInRange(%q, %q) = %d, want %d (the range holds %d keys)", tc.lo, tc.hi, got, tc.want, keys)
+		}
+	}
+}

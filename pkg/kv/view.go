@@ -515,9 +515,8 @@ func (v *View) children(dir string, dirsOnly bool) []string {
 	return sortedUnique(names)
 }
 
-// countFirst is the bound on the keys below a directory (maxInScan: the
-// keys of the base below it and every change not yet merged into the
-// base) above which ls counts its names before it lists them.
+// countFirst is the bound on the keys below a directory (maxInScan) above
+// which ls counts its names before it lists them.
 const countFirst = 1024
 
 // underAny reports whether key is one of roots or below one of them.
