@@ -88,12 +88,16 @@ func (l *Lists) make(n int) []KVPair {
 }
 
 // done gives back the room that list, the last made by make, did not use,
-// and returns it without room to append to.
+// and returns it without room to append to. A list that outgrew its room
+// (its bound was short) lives in memory of its own, and its room in l
+// stays taken.
 func (l *Lists) done(list []KVPair) []KVPair {
 	if l == nil {
 		return trim(list)
 	}
-	l.used -= cap(list) - len(list)
+	if c := cap(list); c > 0 && l.used > 0 && &list[:c][c-1] == &l.arena[l.used-1] {
+		l.used -= c - len(list)
+	}
 	return list[:len(list):len(list)]
 }
 

@@ -299,3 +299,43 @@ func TestGetAllReusesLists(t *testing.T) {
 		}
 	}
 }
+
+// TestListsOutgrownRoom makes a list that outgrows the room it was made
+// with, as one would whose bound was short: it goes to memory of its own,
+// and the lists made after it do not overwrite the list made before it.
+func TestListsOutgrownRoom(t *testing.T) {
+	var l Lists
+	l.make(16) // memory for what follows, so that no list moves on its own
+	l.Reset()
+	a := l.make(3)
+	for _, k := range []string{"a1", "a2", "a3"} {
+		a = append(a, KVPair{Key: k})
+	}
+	a = l.done(a)
+	b := l.make(2)
+	for _, k := range []string{"b1", "b2", "b3", "b4", "b5"} {
+		b = append(b, KVPair{Key: k})
+	}
+	b = l.done(b)
+	c := l.make(3)
+	for _, k := range []string{"c1", "c2", "c3"} {
+		c = append(c, KVPair{Key: k})
+	}
+	c = l.done(c)
+	for name, tc := range map[string]struct {
+		list []KVPair
+		want []string
+	}{
+		"a": {a, []string{"a1", "a2", "a3"}},
+		"b": {b, []string{"b1", "b2", "b3", "b4", "b5"}},
+		"c": {c, []string{"c1", "c2", "c3"}},
+	} {
+		var got []string
+		for _, p := range tc.list {
+			got = append(got, p.Key)
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("list %s = %q, want %q", name, got, tc.want)
+		}
+	}
+}
