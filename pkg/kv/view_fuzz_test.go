@@ -50,10 +50,11 @@ func FuzzViewLookups(f *testing.F) {
 }
 
 // checkViewLookups checks every lookup of the views of keys (those of all
-// keys and those of prefix and roots, on a snapshot built at once and on
-// one derived with changes) against the brute-force reference, for the
-// queries given and some derived from the keys.
-func checkViewLookups(t *testing.T, keyList []string, prefix string, rootList, queries []string) {
+// keys and those of prefix and roots, on a snapshot built at once, on one
+// derived with changes and on those that more makes) against the
+// brute-force reference, for the queries given and some derived from the
+// keys.
+func checkViewLookups(t *testing.T, keyList []string, prefix string, rootList, queries []string, more ...derivation) {
 	t.Helper()
 	all := map[string]string{}
 	for i, k := range keyList {
@@ -67,16 +68,28 @@ func checkViewLookups(t *testing.T, keyList []string, prefix string, rootList, q
 	if got, want := derived.Pairs(), built.Pairs(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("derived snapshot holds %q, want %q", got, want)
 	}
+	type namedSnapshot struct {
+		name string
+		snap *Snapshot
+	}
+	snaps := []namedSnapshot{{"built", built}, {"derived", derived}}
+	for _, d := range more {
+		snaps = append(snaps, namedSnapshot{d.name, d.snapshot(all, keyList)})
+	}
 	all0 := newReference(all, "", []string{"/"})
 	ref := newReference(all, prefix, rootList)
 	view := "View(" + strconv.Quote(prefix) + ", " + strconv.Quote(strings.Join(rootList, "|")) + ")"
-	for _, s := range []struct {
-		name string
-		snap *Snapshot
-	}{{"built", built}, {"derived", derived}} {
+	for _, s := range snaps {
 		checkView(t, s.name+" All()", s.snap.All(), all0, qs)
 		checkView(t, s.name+" "+view, s.snap.View(prefix, rootList), ref, qs)
 	}
+}
+
+// derivation names a way to make a snapshot that holds all, whose keys
+// are keys.
+type derivation struct {
+	name     string
+	snapshot func(all map[string]string, keys []string) *Snapshot
 }
 
 // TestViewLookupsLargeDirectories checks lookups in directories of more
@@ -105,42 +118,44 @@ func TestViewLookupsLargeDirectories(t *testing.T) {
 		{"prefix deep, roots d1 and d2", "/deep", []string{"/d1", "/d2"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			checkViewLookups(t, keys, tc.prefix, tc.roots, queries)
-			checkFewChanges(t, keys, tc.prefix, tc.roots, queries)
+			checkViewLookups(t, keys, tc.prefix, tc.roots, queries, derivation{"few changes",
+				func(all map[string]string, keys []string) *Snapshot {
+					s := fewChanges(all, keys)
+					if s.over == nil {
+						t.Fatal("the changes were merged into the base")
+					}
+					return s
+				}})
 		})
 	}
 }
 
-// checkFewChanges checks the lookups of a snapshot derived from an older
-// one with fewer changes than make Apply merge them into a new base.
-func checkFewChanges(t *testing.T, keyList []string, prefix string, rootList, queries []string) {
-	t.Helper()
-	all, old := map[string]string{}, map[string]string{}
+// fewChanges returns a snapshot holding all that was derived with Apply
+// from an older one by fewer changes than make Apply merge them into a
+// new base: keys put, changed and deleted since.
+func fewChanges(all map[string]string, keys []string) *Snapshot {
+	old := map[string]string{}
 	var changes []Change
-	for i, k := range keyList {
-		all[k] = "v"
+	for i, k := range keys {
 		switch {
 		case i%97 == 1: // put since
-			changes = append(changes, Change{Key: k, Value: "v"})
+			changes = append(changes, Change{Key: k, Value: all[k]})
 		case i%89 == 2: // changed since
 			old[k] = "stale"
-			changes = append(changes, Change{Key: k, Value: "v"})
+			changes = append(changes, Change{Key: k, Value: all[k]})
 		default:
-			old[k] = "v"
+			old[k] = all[k]
 		}
 		if i%101 == 3 { // deleted since
-			old[k+"-gone"] = "gone"
-			old[k+"/gone"] = "gone"
-			changes = append(changes, Change{Key: k + "-gone", Delete: true}, Change{Key: k + "/gone", Delete: true})
+			for _, extra := range []string{k + "-gone", k + "/gone"} {
+				if _, ok := all[extra]; !ok {
+					old[extra] = "gone"
+					changes = append(changes, Change{Key: extra, Delete: true})
+				}
+			}
 		}
 	}
-	snap := FromMap(6, old).Apply(7, changes)
-	if snap.over == nil {
-		t.Fatalf("the %d changes were merged into the base", len(changes))
-	}
-	qs := fuzzQueries(queries, keyList, prefix)
-	checkView(t, "changed All()", snap.All(), newReference(all, "", []string{"/"}), qs)
-	checkView(t, "changed View", snap.View(prefix, rootList), newReference(all, prefix, rootList), qs)
+	return FromMap(6, old).Apply(7, changes)
 }
 
 // TestListLargeDirectoryAllocations lists a directory of more keys than
