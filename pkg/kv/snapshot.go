@@ -248,20 +248,21 @@ func (s *Snapshot) baseRange(lo, hi string) (i, j int) {
 func (s *Snapshot) maxInRange(lo, hi string) int {
 	i, j := s.baseRange(lo, hi)
 	n := j - i
-	if s.over != nil && s.over.Len() <= n {
+	if s.over == nil {
+		return n
+	}
+	if s.over.Len() <= n {
 		return n + s.over.Len()
 	}
-	if s.over != nil {
-		s.over.AscendGreaterOrEqual(entry{KVPair: KVPair{Key: lo}}, func(e entry) bool {
-			if hi != "" && e.Key >= hi {
-				return false
-			}
-			if !e.deleted {
-				n++
-			}
-			return true
-		})
-	}
+	s.over.AscendGreaterOrEqual(entry{KVPair: KVPair{Key: lo}}, func(e entry) bool {
+		if hi != "" && e.Key >= hi {
+			return false
+		}
+		if !e.deleted {
+			n++
+		}
+		return true
+	})
 	return n
 }
 
