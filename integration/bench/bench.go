@@ -57,6 +57,9 @@ func serverValue(i int) string {
 	return fmt.Sprintf("10.%d.%d.%d:%d", i>>16&255, i>>8&255, i&255, 8000+i%1000)
 }
 
+// serverName is the name of the key of index i under /app/servers.
+func serverName(i int) string { return fmt.Sprintf("srv-%d", i) }
+
 // svcKey is the directory and name of the key of index i under /svc.
 func svcKey(i int) (dir, name string) {
 	return fmt.Sprintf("s%d", i%100), strconv.Itoa(i / 100)
@@ -65,7 +68,7 @@ func svcKey(i int) (dir, name string) {
 func makeKeyspace(n int) keyspace {
 	ks := keyspace{n: n, servers: make(map[string]string, n), svc: map[string]map[string]string{}}
 	for i := 0; i < n; i++ {
-		ks.servers[fmt.Sprintf("srv-%d", i)] = serverValue(i)
+		ks.servers[serverName(i)] = serverValue(i)
 		dir, name := svcKey(i)
 		if ks.svc[dir] == nil {
 			ks.svc[dir] = map[string]string{}
@@ -165,7 +168,7 @@ const (
 func loadOps(ks keyspace, order string) []clientv3.Op {
 	ops := make([]clientv3.Op, 0, 2*ks.n)
 	for i := range ks.n {
-		name := fmt.Sprintf("srv-%d", i)
+		name := serverName(i)
 		ops = append(ops, clientv3.OpPut("/app/servers/"+name, ks.servers[name]))
 	}
 	// svcKey(i) is directory i mod 100, key i div 100.
@@ -406,7 +409,7 @@ func (b *bench) watchOne(n int, ks keyspace) (watchResult, error) {
 	}
 	var lat []float64
 	for c := 0; c < b.o.changes; c++ {
-		name := fmt.Sprintf("srv-%d", (c*7919)%n)
+		name := serverName((c * 7919) % n)
 		val := fmt.Sprintf("10.255.%d.%d:%d", c>>8&255, c&255, 9000+c)
 		ks.servers[name] = val
 		line := fmt.Sprintf("server %s %s check\n", name, val)
