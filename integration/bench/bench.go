@@ -335,6 +335,17 @@ type watchResult struct {
 	P90MS   float64 `json:"p90_ms"`
 	P99MS   float64 `json:"p99_ms"`
 	MaxMS   float64 `json:"max_ms"`
+	// MeanMS shows what the quantiles hide when a change's cost moves
+	// from most changes to a few.
+	MeanMS float64 `json:"mean_ms"`
+	// DiskFlushesPerChange and DiskWritesPerChange count what the disk
+	// that holds the files (and here etcd's data too) was asked to do
+	// per change, less what a put alone asks; nil where that disk has no
+	// counters (no block device, or a kernel without flush counts). They
+	// count every process's I/O on that disk, etcd's backend commits
+	// included.
+	DiskFlushesPerChange *float64 `json:"disk_flushes_per_change,omitempty"`
+	DiskWritesPerChange  *float64 `json:"disk_writes_per_change,omitempty"`
 	// PutP50MS is the median time of a put alone (etcd's commit, without
 	// confd), measured just before: the floor of the figures above.
 	PutP50MS          float64 `json:"etcd_put_p50_ms"`
@@ -371,6 +382,7 @@ func (b *bench) watchOne(n int, ks keyspace) (watchResult, error) {
 	if err != nil {
 		return res, err
 	}
+	diskBefore, diskOK := readDisk(filepath.Dir(dest))
 	puts := make([]float64, 0, b.o.changes)
 	for i := 0; i < b.o.changes; i++ {
 		start := time.Now()
@@ -387,6 +399,9 @@ func (b *bench) watchOne(n int, ks keyspace) (watchResult, error) {
 	}
 	basePerPut := (after.sentBytes - before.sentBytes) / float64(b.o.changes)
 	baseReqs := (after.requests - before.requests) / float64(b.o.changes)
+	diskAfter, ok := readDisk(filepath.Dir(dest))
+	diskOK = diskOK && ok
+	baseDisk := diskAfter.sub(diskBefore)
 
 	ctx, cancel := context.WithCancel(b.ctx)
 	cmd := b.confdCommand(ctx, "-watch", "-node", b.endpoint, "-confdir", dir, "-log-level", "warn")
@@ -407,6 +422,8 @@ func (b *bench) watchOne(n int, ks keyspace) (watchResult, error) {
 	if err != nil {
 		return res, err
 	}
+	diskBefore, ok = readDisk(filepath.Dir(dest))
+	diskOK = diskOK && ok
 	var lat []float64
 	for c := 0; c < b.o.changes; c++ {
 		name := serverName((c * 7919) % n)
@@ -426,12 +443,22 @@ func (b *bench) watchOne(n int, ks keyspace) (watchResult, error) {
 	if err != nil {
 		return res, err
 	}
+	diskAfter, ok = readDisk(filepath.Dir(dest))
+	if diskOK && ok {
+		d, per := diskAfter.sub(diskBefore), float64(b.o.changes)
+		flushes := (d.flushes - baseDisk.flushes) / per
+		writes := (d.writes - baseDisk.writes) / per
+		res.DiskFlushesPerChange, res.DiskWritesPerChange = &flushes, &writes
+	}
 	if got, err := os.ReadFile(dest); err != nil || string(got) != ks.expected("haproxy") {
 		return res, fmt.Errorf("final file at %d keys differs from the expected render", n)
 	}
 	sort.Float64s(lat)
 	q := func(p float64) float64 { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
 	res.P50MS, res.P90MS, res.P99MS, res.MaxMS = q(0.5), q(0.9), q(0.99), lat[len(lat)-1]
+	for _, l := range lat {
+		res.MeanMS += l / float64(len(lat))
+	}
 	res.BytesPerChange = (after.sentBytes-before.sentBytes)/float64(b.o.changes) - basePerPut
 	res.RequestsPerChange = (after.requests-before.requests)/float64(b.o.changes) - baseReqs
 	fmt.Fprintf(b.log, "watch %7d keys: p50 %.2f ms, p99 %.2f ms, %.0f bytes/change\n", n, res.P50MS, res.P99MS, res.BytesPerChange)
@@ -564,6 +591,40 @@ func watchPeakRSS(pid int) <-chan int64 {
 }
 
 // counters are the etcd figures read from its metrics.
+// disk is I/O counters of a block device.
+type disk struct{ writes, flushes float64 }
+
+func (d disk) sub(o disk) disk { return disk{d.writes - o.writes, d.flushes - o.flushes} }
+
+// readDisk reads the counters of the block device that holds path from
+// /sys/dev/block/MAJ:MIN/stat: write requests (field 5) and flush requests
+// (field 16, since Linux 5.5). ok is false when there is no such device.
+func readDisk(path string) (d disk, ok bool) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return d, false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/sys/dev/block/%d:%d/stat", unix.Major(st.Dev), unix.Minor(st.Dev)))
+	if err != nil {
+		return d, false
+	}
+	return parseDiskStat(string(b))
+}
+
+// parseDiskStat reads the text of a block device's stat file.
+func parseDiskStat(text string) (d disk, ok bool) {
+	f := strings.Fields(text)
+	if len(f) < 17 {
+		return d, false
+	}
+	writes, err1 := strconv.ParseFloat(f[4], 64)
+	flushes, err2 := strconv.ParseFloat(f[15], 64)
+	if err1 != nil || err2 != nil {
+		return d, false
+	}
+	return disk{writes: writes, flushes: flushes}, true
+}
+
 type counters struct {
 	sentBytes float64
 	requests  float64
@@ -626,9 +687,9 @@ func printReport(w io.Writer, rep report) {
 	}
 	if len(rep.Watch) > 0 {
 		fmt.Fprintln(w, "\nwatch: put -> dest updated")
-		fmt.Fprintf(w, "%8s %8s %8s %8s %8s %8s %11s %14s %14s\n", "keys", "changes", "p50 ms", "p90 ms", "p99 ms", "max ms", "put p50 ms", "etcd B/change", "etcd req/chg")
+		fmt.Fprintf(w, "%8s %8s %8s %8s %8s %8s %8s %11s %14s %14s %14s %14s\n", "keys", "changes", "p50 ms", "p90 ms", "p99 ms", "max ms", "mean ms", "put p50 ms", "etcd B/change", "etcd req/chg", "flushes/chg", "writes/chg")
 		for _, r := range rep.Watch {
-			fmt.Fprintf(w, "%8d %8d %8.2f %8.2f %8.2f %8.2f %11.2f %14.0f %14.2f\n", r.Keys, r.Changes, r.P50MS, r.P90MS, r.P99MS, r.MaxMS, r.PutP50MS, r.BytesPerChange, r.RequestsPerChange)
+			fmt.Fprintf(w, "%8d %8d %8.2f %8.2f %8.2f %8.2f %8.2f %11.2f %14.0f %14.2f %14s %14s\n", r.Keys, r.Changes, r.P50MS, r.P90MS, r.P99MS, r.MaxMS, r.MeanMS, r.PutP50MS, r.BytesPerChange, r.RequestsPerChange, optional(r.DiskFlushesPerChange), optional(r.DiskWritesPerChange))
 		}
 	}
 	if len(rep.Idle) > 0 {
@@ -638,6 +699,14 @@ func printReport(w io.Writer, rep report) {
 			fmt.Fprintf(w, "%-12s %8d %8.0f %10.2f %8.1f %12.0f %10.0f\n", r.Mode, r.Keys, r.Seconds, r.CPUSeconds, r.RSSMB, r.EtcdBytes, r.EtcdReqs)
 		}
 	}
+}
+
+// optional formats a figure that may be missing.
+func optional(f *float64) string {
+	if f == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", *f)
 }
 
 func (s stats) String() string {
