@@ -424,6 +424,9 @@ func TestFaultDestUnwritable(t *testing.T) {
 	}
 	for i, f := range faults {
 		good := readFile(t, dest)
+		// The file system as the last install left it: the file it
+		// replaced, removed a moment later, would free room in a full one.
+		assertNoStageFiles(t, mnt)
 		heal := f.inject()
 		mustChange(t, cli, i+1)
 		// The first failure is logged as an error, the next ones at debug

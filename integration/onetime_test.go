@@ -500,10 +500,22 @@ func assertMissing(t *testing.T, path string) {
 	}
 }
 
+// assertNoStageFiles checks that dir holds no hidden files: no stage file
+// and no second name of a replaced file.
 func assertNoStageFiles(t *testing.T, dir string) {
 	t.Helper()
-	stages, _ := filepath.Glob(filepath.Join(dir, ".*"))
-	if len(stages) > 0 {
-		t.Errorf("stray stage files: %q", stages)
+	// A running daemon removes the second names of the files it replaced
+	// once its renames into dir have settled, 50 ms after the first.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		stages, _ := filepath.Glob(filepath.Join(dir, ".*"))
+		if len(stages) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("stray stage files: %q", stages)
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -14,9 +14,12 @@
 //     fsync it;
 //  6. give the destination a second name next to the stage file, rename
 //     the stage file over the destination, then remove that second name
-//     and fsync the directory in the background (Syncer.Wait waits for
-//     both): a rename that dropped the old file's last name would free its
-//     blocks there and then, which takes milliseconds;
+//     and fsync the directory in the background, once for a run of
+//     renames into the directory (50 ms after the first; Syncer.Wait does
+//     it at once and waits for it): a rename that dropped the old file's
+//     last name would free its blocks there and then, which takes
+//     milliseconds, and each removal and directory fsync makes the file
+//     system commit its journal, which other fsyncs wait for;
 //  7. run reload_cmd.
 //
 // A failure before step 6 leaves the destination untouched and removes the

@@ -104,18 +104,36 @@ type Syncer struct {
 	mu      sync.Mutex
 	dirs    map[string]*dirWork
 	pending sync.WaitGroup
+	// settle is how long the work after a rename waits for more renames
+	// into the same directory, and settleFiles how many replaced files
+	// make it start at once (see afterInstall).
+	settle      time.Duration
+	settleFiles int
 	// rename replaces the destination and link gives the old one a
 	// second name; fields so that tests can make them fail the way a
-	// bind-mounted destination or a file system without hard links does.
-	rename func(oldpath, newpath string) error
-	link   func(oldname, newname string) error
+	// bind-mounted destination or a file system without hard links does,
+	// and syncDir so that they can count directory fsyncs.
+	rename  func(oldpath, newpath string) error
+	link    func(oldname, newname string) error
+	syncDir func(dir string) error
 }
+
+// The work after the renames into a directory waits this long for more of
+// them, and starts at once when this many replaced files wait to be
+// removed.
+const (
+	settleDelay = 50 * time.Millisecond
+	settleFiles = 16
+)
 
 // dirWork is what is left to do in a directory after renames into it:
 // remove the second names of the files they replaced, then fsync it.
 type dirWork struct {
 	remove []string
-	again  bool // a rename came while the goroutine ran
+	again  bool          // a rename came while the goroutine ran
+	full   chan struct{} // has a value when remove reached settleFiles
+	now    chan struct{} // closed by Wait: no more settling
+	closed bool          // now is closed
 }
 
 // New returns a Syncer that logs to log (nothing when log is nil).
@@ -124,13 +142,26 @@ func New(log *logrus.Logger, opts Options) *Syncer {
 		log = logrus.New()
 		log.SetOutput(io.Discard)
 	}
-	return &Syncer{log: log, opts: opts, rename: os.Rename, link: os.Link, dirs: map[string]*dirWork{}}
+	return &Syncer{
+		log: log, opts: opts,
+		settle: settleDelay, settleFiles: settleFiles,
+		rename: os.Rename, link: os.Link, syncDir: syncDir,
+		dirs: map[string]*dirWork{},
+	}
 }
 
 // Wait returns once the work left after every install has finished: the
 // files replaced are gone and the fsync of every directory a file was
 // renamed into is done, which makes every installed file durable.
 func (s *Syncer) Wait() {
+	s.mu.Lock()
+	for _, w := range s.dirs {
+		if !w.closed {
+			w.closed = true
+			close(w.now)
+		}
+	}
+	s.mu.Unlock()
 	s.pending.Wait()
 }
 
@@ -168,9 +199,10 @@ func (s *Syncer) Sync(ctx context.Context, t Target, content []byte) (Result, er
 // noop mode it only fills Result.Diff. Else it writes a stage file next to
 // the destination (mode 0600 while check_cmd runs), runs check_cmd on it,
 // sets owner and mode, fsyncs it, renames it over the destination and runs
-// reload_cmd while the directory is fsynced in the background. A failed check returns a *CommandError and
-// leaves the destination untouched; a failed reload returns a *CommandError
-// with Result.Written true.
+// reload_cmd; the directory is fsynced in the background (see
+// afterInstall). A failed check returns a *CommandError and leaves the
+// destination untouched; a failed reload returns a *CommandError with
+// Result.Written true.
 //
 // A destination that cannot be replaced because it is a mount point (EBUSY,
 // a file bind-mounted into a container) is overwritten in place instead,
@@ -348,7 +380,8 @@ func joinErr(err, cleanupErr error) error {
 // takes away the last name of a file frees its blocks there and then,
 // which takes milliseconds on ext4 even for a small file; the old file
 // gets a second name first, next to the stage file, and the background
-// removes that name. Without hard links, the rename frees the old file.
+// removes that name (see afterInstall). Without hard links, the rename
+// frees the old file.
 func (s *Syncer) install(st *stage, dest string, content Content, want attrs, log *logrus.Entry) error {
 	// Content, owner and mode in one fsync, just before the rename.
 	if err := st.f.Sync(); err != nil {
@@ -381,35 +414,66 @@ func (s *Syncer) install(st *stage, dest string, content Content, want attrs, lo
 }
 
 // afterInstall removes old (unless it is "") and fsyncs dir in the
-// background; a rename into dir while that runs makes it run once more.
-// Failures are logged: the file is installed and whole either way.
+// background, once the renames into dir have settled: settle after the
+// first rename, at once when settleFiles replaced files wait, or when Wait
+// is called. A rename into dir while that work runs makes it run once
+// more, after settling again. Failures are logged: the file is installed
+// and whole either way.
+//
+// Freeing the blocks of a replaced file and fsyncing a directory each make
+// the file system commit its journal, which every fsync on that file
+// system then waits for, etcd's own included when it shares the disk (on a
+// disk mounted with discard, the commit that frees blocks also discards
+// them). Done after each of a run of renames, they would slow down the
+// commit of the next change in etcd and the fsync of the next file; done
+// once for the run, they cost one commit. The renamed file is whole
+// without them: its content was fsynced before the rename. Until the
+// directory's fsync, a crash may bring back the file it replaced, which
+// confd's next render replaces again.
 func (s *Syncer) afterInstall(dir, old string, log *logrus.Entry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	w, running := s.dirs[dir]
 	if !running {
-		w = &dirWork{}
+		w = &dirWork{full: make(chan struct{}, 1), now: make(chan struct{})}
 		s.dirs[dir] = w
 	}
 	if old != "" {
 		w.remove = append(w.remove, old)
+		if len(w.remove) >= s.settleFiles {
+			select {
+			case w.full <- struct{}{}:
+			default:
+			}
+		}
 	}
 	if running {
 		w.again = true
 		return
 	}
 	s.pending.Go(func() {
+		settled := time.NewTimer(s.settle)
+		defer settled.Stop()
 		for {
+			select {
+			case <-settled.C:
+			case <-w.full:
+			case <-w.now:
+			}
 			s.mu.Lock()
 			remove := w.remove
 			w.remove, w.again = nil, false
+			select { // a value sent before the timer fired
+			case <-w.full:
+			default:
+			}
 			s.mu.Unlock()
 			for _, p := range remove {
 				if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 					log.WithError(err).Warn("remove the file replaced by an install")
 				}
 			}
-			if err := syncDir(dir); err != nil {
+			if err := s.syncDir(dir); err != nil {
 				log.WithError(err).Warn("fsync directory after install")
 			}
 			s.mu.Lock()
@@ -419,6 +483,7 @@ func (s *Syncer) afterInstall(dir, old string, log *logrus.Entry) {
 				return
 			}
 			s.mu.Unlock()
+			settled.Reset(s.settle)
 		}
 	})
 }

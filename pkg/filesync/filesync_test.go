@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -689,10 +690,7 @@ func TestInstallKeepsReplacedFileNamed(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			dir := t.TempDir()
-			dest := filepath.Join(dir, "app.conf")
-			writeExisting(t, dest, existing{"old\n", 0o644})
-			s := New(testLogger(t), Options{})
+			dest, s := replacing(t)
 			if tc.linkErr != nil {
 				s.link = func(string, string) error { return tc.linkErr }
 			}
@@ -717,6 +715,89 @@ func TestInstallKeepsReplacedFileNamed(t *testing.T) {
 			}
 			if left := stageFiles(t, dest); len(left) != 0 {
 				t.Errorf("files left beside dest = %q", left)
+			}
+		})
+	}
+}
+
+// replacing returns a Syncer and a destination that exists, alone in a
+// directory of its own.
+func replacing(t *testing.T) (dest string, s *Syncer) {
+	t.Helper()
+	dest = filepath.Join(t.TempDir(), "app.conf")
+	writeExisting(t, dest, existing{"old\n", 0o644})
+	return dest, New(testLogger(t), Options{})
+}
+
+// TestAfterInstallSettles checks when the work after a run of renames into
+// one directory happens: not before the renames have settled, or enough
+// replaced files wait, or Wait asks for it; and once for the run.
+func TestAfterInstallSettles(t *testing.T) {
+	t.Parallel()
+	const forever = time.Hour
+	tests := []struct {
+		name        string
+		settle      time.Duration
+		settleFiles int
+		installs    int
+		// starts is whether the work starts without Wait.
+		starts bool
+	}{
+		{"Wait does it at once", forever, 100, 5, false},
+		{"enough replaced files start it", forever, 3, 3, true},
+		{"settling starts it", 20 * time.Millisecond, 100, 1, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dest, s := replacing(t)
+			s.settle, s.settleFiles = tt.settle, tt.settleFiles
+			var mu sync.Mutex
+			var dirSyncs []int // second names left at each directory fsync
+			s.syncDir = func(d string) error {
+				mu.Lock()
+				dirSyncs = append(dirSyncs, len(stageFiles(t, dest)))
+				mu.Unlock()
+				return syncDir(d)
+			}
+			for i := range tt.installs {
+				if _, err := s.Sync(context.Background(), Target{Dest: dest}, fmt.Appendf(nil, "v%d\n", i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !tt.starts {
+				if left := stageFiles(t, dest); len(left) != tt.installs {
+					t.Errorf("before Wait: %d second names beside dest, want one per install (%d): %q", len(left), tt.installs, left)
+				}
+			} else {
+				deadline := time.Now().Add(10 * time.Second)
+				for len(stageFiles(t, dest)) != 0 && time.Now().Before(deadline) {
+					time.Sleep(time.Millisecond)
+				}
+				if left := stageFiles(t, dest); len(left) != 0 {
+					t.Errorf("without Wait: second names still beside dest after 10 s: %q", left)
+				}
+			}
+			waited := make(chan struct{})
+			go func() {
+				s.Wait()
+				close(waited)
+			}()
+			select {
+			case <-waited:
+			case <-time.After(10 * time.Second):
+				t.Fatal("Wait waited for the renames to settle")
+			}
+			if left := stageFiles(t, dest); len(left) != 0 {
+				t.Errorf("after Wait: files beside dest = %q", left)
+			}
+			if got, want := readFile(t, dest), fmt.Sprintf("v%d\n", tt.installs-1); got != want {
+				t.Errorf("dest = %q, want %q", got, want)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if !slices.Equal(dirSyncs, []int{0}) {
+				t.Errorf("directory fsyncs, with the second names left at each: %v, want one after all were removed", dirSyncs)
 			}
 		})
 	}
