@@ -122,7 +122,7 @@ func TestSyncOwnership(t *testing.T) {
 			target := tt.target
 			target.Dest = dest
 			target.CheckCmd = "touch " + filepath.Join(dir, "checked")
-			res, err := New(testLogger(t), Options{}).Sync(context.Background(), target, []byte(tt.content))
+			res, err := newSyncer(t, testLogger(t), Options{}).Sync(context.Background(), target, []byte(tt.content))
 			if err != nil {
 				t.Fatalf("Sync: %v", err)
 			}

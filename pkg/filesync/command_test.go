@@ -79,7 +79,7 @@ func TestCommandTimeoutKillsProcessGroup(t *testing.T) {
 	writeExisting(t, dest, existing{"old\n", 0o644})
 	pidFile := filepath.Join(dir, "pid")
 
-	s := New(testLogger(t), Options{CommandTimeout: 300 * time.Millisecond})
+	s := newSyncer(t, testLogger(t), Options{CommandTimeout: 300 * time.Millisecond})
 	start := time.Now()
 	res, err := s.Sync(context.Background(), Target{Resource: "web", Dest: dest,
 		CheckCmd: grandchildCmd(pidFile), ReloadCmd: "touch " + filepath.Join(dir, "reloaded")}, []byte("new\n"))
@@ -124,7 +124,7 @@ func TestCommandContextCancelKillsProcessGroup(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		res, err := New(testLogger(t), Options{}).Sync(ctx, Target{Dest: dest, CheckCmd: grandchildCmd(pidFile)}, []byte("new\n"))
+		res, err := newSyncer(t, testLogger(t), Options{}).Sync(ctx, Target{Dest: dest, CheckCmd: grandchildCmd(pidFile)}, []byte("new\n"))
 		done <- result{res, err}
 	}()
 
@@ -160,7 +160,7 @@ func TestCommandBackgroundChildDoesNotHang(t *testing.T) {
 	pidFile := filepath.Join(dir, "pid")
 
 	start := time.Now()
-	res, err := New(testLogger(t), Options{}).Sync(context.Background(), Target{Dest: dest,
+	res, err := newSyncer(t, testLogger(t), Options{}).Sync(context.Background(), Target{Dest: dest,
 		ReloadCmd: "echo started; sleep 30 & echo $! > " + pidFile}, []byte("new\n"))
 	elapsed := time.Since(start)
 	pid := readPID(t, pidFile)
@@ -233,7 +233,7 @@ func TestCommandError(t *testing.T) {
 func TestCommandErrorUnwrapsExitError(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	_, err := New(testLogger(t), Options{}).Sync(context.Background(),
+	_, err := newSyncer(t, testLogger(t), Options{}).Sync(context.Background(),
 		Target{Dest: filepath.Join(dir, "f"), CheckCmd: "exit 4"}, []byte("x"))
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 4 {
@@ -246,7 +246,7 @@ func TestCommandOutputCapped(t *testing.T) {
 	dir := t.TempDir()
 	// 200 KiB of output followed by a last line.
 	cmd := "head -c 204800 /dev/zero | tr '\\0' y; echo; echo last line; exit 1"
-	_, err := New(testLogger(t), Options{}).Sync(context.Background(),
+	_, err := newSyncer(t, testLogger(t), Options{}).Sync(context.Background(),
 		Target{Dest: filepath.Join(dir, "f"), CheckCmd: cmd}, []byte("x"))
 	var ce *CommandError
 	if !errors.As(err, &ce) {
@@ -332,7 +332,7 @@ func TestReloadAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	sync := func(opts Options) error {
-		_, err := New(nil, opts).Sync(context.Background(), tgt, []byte("current"))
+		_, err := newSyncer(t, nil, opts).Sync(context.Background(), tgt, []byte("current"))
 		return err
 	}
 	owe()
@@ -377,7 +377,7 @@ func TestPendingReloadOutlivesSyncer(t *testing.T) {
 	ctx := context.Background()
 	sync := func(opts Options, content string) (Result, error) {
 		t.Helper()
-		return New(nil, opts).Sync(ctx, tgt, []byte(content))
+		return newSyncer(t, nil, opts).Sync(ctx, tgt, []byte(content))
 	}
 	var ce *CommandError
 	if res, err := sync(Options{}, "v1"); !errors.As(err, &ce) || ce.Kind != KindReload || !res.Written {
@@ -428,7 +428,7 @@ func TestPendingReloadRecordedFirst(t *testing.T) {
 	dir := t.TempDir()
 	dest := filepath.Join(dir, "out")
 	tgt := Target{Resource: "r", Dest: dest, ReloadCmd: "test -e " + pendingPath(dest)}
-	if _, err := New(nil, Options{}).Sync(context.Background(), tgt, []byte("v1")); err != nil {
+	if _, err := newSyncer(t, nil, Options{}).Sync(context.Background(), tgt, []byte("v1")); err != nil {
 		t.Fatalf("the reload did not find the record while it ran: %v", err)
 	}
 	if exists(t, pendingPath(dest)) {
@@ -443,7 +443,7 @@ func TestPendingReloadRecordedFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	tgt.ReloadCmd = "exit 1"
-	if _, err := New(nil, Options{}).Sync(context.Background(), tgt, []byte("v2")); err == nil {
+	if _, err := newSyncer(t, nil, Options{}).Sync(context.Background(), tgt, []byte("v2")); err == nil {
 		t.Fatal("failing reload: no error")
 	}
 	if got := readFile(t, secret); got != "keep me" {
@@ -461,7 +461,7 @@ func TestCheckOnly(t *testing.T) {
 	tgt := Target{Resource: "r", Dest: dest,
 		CheckCmd:  "cat {{.src}} >> " + seen + "; echo >> " + seen,
 		ReloadCmd: "touch " + filepath.Join(dir, "reloaded")}
-	s := New(nil, Options{CheckOnly: true})
+	s := newSyncer(t, nil, Options{CheckOnly: true})
 	for _, content := range []string{"new", "old"} {
 		res, err := s.Sync(context.Background(), tgt, []byte(content))
 		if err != nil || !res.Checked || res.Written || res.Reloaded {

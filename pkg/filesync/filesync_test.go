@@ -34,6 +34,16 @@ func testLogger(t *testing.T) *logrus.Logger {
 	return log
 }
 
+// newSyncer is New for a test: the work a Syncer leaves in the background
+// is done before the test ends, so that it neither logs after the test
+// nor finds the test's directories gone.
+func newSyncer(t *testing.T, log *logrus.Logger, opts Options) *Syncer {
+	t.Helper()
+	s := New(log, opts)
+	t.Cleanup(s.Wait)
+	return s
+}
+
 // existing describes a destination present before Sync.
 type existing struct {
 	content string
@@ -333,7 +343,7 @@ func TestSync(t *testing.T) {
 			target.CheckCmd = strings.ReplaceAll(target.CheckCmd, "DIR", dir)
 			target.ReloadCmd = strings.ReplaceAll(target.ReloadCmd, "DIR", dir)
 
-			syncer := New(testLogger(t), tt.opts)
+			syncer := newSyncer(t, testLogger(t), tt.opts)
 			res, err := syncer.Sync(context.Background(), target, []byte(tt.content))
 			syncer.Wait()
 
@@ -424,7 +434,7 @@ func TestSync(t *testing.T) {
 func TestSyncMissingDirectory(t *testing.T) {
 	t.Parallel()
 	dest := filepath.Join(t.TempDir(), "missing", "app.conf")
-	_, err := New(testLogger(t), Options{}).Sync(context.Background(), Target{Dest: dest}, []byte("x"))
+	_, err := newSyncer(t, testLogger(t), Options{}).Sync(context.Background(), Target{Dest: dest}, []byte("x"))
 	if err == nil {
 		t.Fatal("Sync succeeded, want an error")
 	}
@@ -441,7 +451,7 @@ func TestSyncMissingDirectory(t *testing.T) {
 func TestSyncDestIsDirectory(t *testing.T) {
 	t.Parallel()
 	dest := t.TempDir()
-	_, err := New(testLogger(t), Options{}).Sync(context.Background(), Target{Dest: dest}, []byte("x"))
+	_, err := newSyncer(t, testLogger(t), Options{}).Sync(context.Background(), Target{Dest: dest}, []byte("x"))
 	if err == nil || !strings.Contains(err.Error(), "not a regular file") {
 		t.Fatalf("Sync error = %v, want one saying not a regular file", err)
 	}
@@ -453,7 +463,7 @@ func TestSyncCancelledBeforeStart(t *testing.T) {
 	dest := filepath.Join(dir, "app.conf")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	res, err := New(testLogger(t), Options{}).Sync(ctx, Target{Dest: dest}, []byte("x"))
+	res, err := newSyncer(t, testLogger(t), Options{}).Sync(ctx, Target{Dest: dest}, []byte("x"))
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Sync error = %v, want context.Canceled", err)
 	}
@@ -487,7 +497,7 @@ func TestNoopDiff(t *testing.T) {
 			if tt.existing != nil {
 				writeExisting(t, dest, *tt.existing)
 			}
-			res, err := New(testLogger(t), Options{Noop: true}).Sync(context.Background(),
+			res, err := newSyncer(t, testLogger(t), Options{Noop: true}).Sync(context.Background(),
 				Target{Dest: dest}, []byte(tt.content))
 			if err != nil {
 				t.Fatalf("Sync: %v", err)
@@ -525,7 +535,7 @@ func TestSyncOverwritesBusyDest(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s := New(testLogger(t), Options{})
+	s := newSyncer(t, testLogger(t), Options{})
 	var renames int
 	s.rename = func(oldpath, newpath string) error {
 		renames++
@@ -565,7 +575,7 @@ func TestSyncRenameFailure(t *testing.T) {
 	dir := t.TempDir()
 	dest := filepath.Join(dir, "app.conf")
 	writeExisting(t, dest, existing{"old\n", 0o644})
-	s := New(testLogger(t), Options{})
+	s := newSyncer(t, testLogger(t), Options{})
 	s.rename = func(oldpath, newpath string) error {
 		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: syscall.EXDEV}
 	}
@@ -588,7 +598,7 @@ func TestSyncRenameFailure(t *testing.T) {
 func TestSyncIsSafeForDistinctDests(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	s := New(testLogger(t), Options{})
+	s := newSyncer(t, testLogger(t), Options{})
 	const n = 8
 	errs := make(chan error, n)
 	for i := range n {
@@ -625,7 +635,7 @@ func TestSyncIsSafeForDistinctDests(t *testing.T) {
 func TestDirectorySyncRunsInBackground(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	s := New(testLogger(t), Options{})
+	s := newSyncer(t, testLogger(t), Options{})
 	const writers, rounds = 4, 25
 	errs := make(chan error, writers)
 	for w := range writers {
@@ -726,7 +736,7 @@ func replacing(t *testing.T) (dest string, s *Syncer) {
 	t.Helper()
 	dest = filepath.Join(t.TempDir(), "app.conf")
 	writeExisting(t, dest, existing{"old\n", 0o644})
-	return dest, New(testLogger(t), Options{})
+	return dest, newSyncer(t, testLogger(t), Options{})
 }
 
 // TestAfterInstallSettles checks when the work after a run of renames into

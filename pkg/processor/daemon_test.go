@@ -99,15 +99,15 @@ func waitExists(t *testing.T, path, msg string) {
 	}
 }
 
-func newCounting(gate chan struct{}) *countingSyncer {
-	return &countingSyncer{next: filesync.New(quietLogger(), filesync.Options{}), gate: gate, syncs: map[string]int{}}
+func newCounting(t *testing.T, gate chan struct{}) *countingSyncer {
+	return &countingSyncer{next: testSyncer(t, filesync.Options{}), gate: gate, syncs: map[string]int{}}
 }
 
 func TestWatchCoalescesBursts(t *testing.T) {
 	dir := t.TempDir()
 	r := newResource(t, dir, "a", `v={{getv "/a/v"}}`, "/a")
 	gate := make(chan struct{})
-	syncer := newCounting(gate)
+	syncer := newCounting(t, gate)
 	p, _ := New(quietLogger(), nil, syncer, []resource.Resource{r}, Options{})
 	deliver := startWatch(t, p, DaemonOptions{})
 
@@ -129,7 +129,7 @@ func TestWatchRendersOnlyAffectedResources(t *testing.T) {
 	dir := t.TempDir()
 	a := newResource(t, dir, "a", `{{getv "/a/v"}}`, "/a")
 	b := newResource(t, dir, "b", `{{getv "/b/v"}}`, "/b")
-	syncer := newCounting(nil)
+	syncer := newCounting(t, nil)
 	p, _ := New(quietLogger(), nil, syncer, []resource.Resource{a, b}, Options{})
 	deliver := startWatch(t, p, DaemonOptions{})
 
@@ -153,7 +153,7 @@ func TestWatchRetriesFailuresWithoutNewChange(t *testing.T) {
 	// time only. Both must be retried without another change.
 	r.CheckCmd = "test -e " + marker + ".check || { touch " + marker + ".check; exit 1; }"
 	r.ReloadCmd = "test -e " + marker + ".reload || { touch " + marker + ".reload; exit 1; }; touch " + marker + ".reloaded"
-	syncer := newCounting(nil)
+	syncer := newCounting(t, nil)
 	p, _ := New(quietLogger(), nil, syncer, []resource.Resource{r}, Options{})
 	deliver := startWatch(t, p, DaemonOptions{MinRetry: 10 * time.Millisecond, MaxRetry: 50 * time.Millisecond})
 
@@ -166,7 +166,7 @@ func TestWatchWaitsForQuiescence(t *testing.T) {
 	dir := t.TempDir()
 	r := newResource(t, dir, "a", `{{getv "/a/v"}}`, "/a")
 	r.WaitMin, r.WaitMax = 300*time.Millisecond, 5*time.Second
-	syncer := newCounting(nil)
+	syncer := newCounting(t, nil)
 	p, _ := New(quietLogger(), nil, syncer, []resource.Resource{r}, Options{})
 	deliver := startWatch(t, p, DaemonOptions{})
 
@@ -190,7 +190,7 @@ func TestWatchWaitsForQuiescence(t *testing.T) {
 func TestWatchStopsWithoutLeaks(t *testing.T) {
 	dir := t.TempDir()
 	r := newResource(t, dir, "a", `{{getv "/a/v"}}`, "/a")
-	p, _ := New(quietLogger(), nil, newCounting(nil), []resource.Resource{r}, Options{})
+	p, _ := New(quietLogger(), nil, newCounting(t, nil), []resource.Resource{r}, Options{})
 	w := &fakeWatcher{fn: make(chan func(*kv.Snapshot, []string))}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -211,7 +211,7 @@ func TestWatchStopsWithoutLeaks(t *testing.T) {
 func TestWatchCoalescesSteadyBursts(t *testing.T) {
 	dir := t.TempDir()
 	r := newResource(t, dir, "a", `v={{getv "/a/v"}}`, "/a")
-	syncer := newCounting(nil)
+	syncer := newCounting(t, nil)
 	p, _ := New(quietLogger(), nil, syncer, []resource.Resource{r}, Options{})
 	deliver := startWatch(t, p, DaemonOptions{})
 
@@ -248,7 +248,7 @@ func TestWatchCarriesPendingReloadOver(t *testing.T) {
 	r.ReloadCmd = "test -e " + up + " && touch " + marker
 	snap := kv.FromMap(1, map[string]string{"/a/v": "1"})
 	src := SourceFunc(func(context.Context, []string) (*kv.Snapshot, error) { return snap, nil })
-	first, _ := New(quietLogger(), src, newCounting(nil), []resource.Resource{r}, Options{})
+	first, _ := New(quietLogger(), src, newCounting(t, nil), []resource.Resource{r}, Options{})
 	if err := first.Once(context.Background()); err == nil {
 		t.Fatal("the first reload did not fail")
 	}
@@ -256,7 +256,7 @@ func TestWatchCarriesPendingReloadOver(t *testing.T) {
 	if err := os.WriteFile(up, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p, _ := New(quietLogger(), nil, newCounting(nil), []resource.Resource{r}, Options{})
+	p, _ := New(quietLogger(), nil, newCounting(t, nil), []resource.Resource{r}, Options{})
 	deliver := startWatch(t, p, DaemonOptions{})
 	deliver(snap, nil)
 	waitExists(t, marker, "the pending reload was not run")
@@ -266,7 +266,7 @@ func TestWatchReadyAfterEveryFirstAttempt(t *testing.T) {
 	dir := t.TempDir()
 	good := newResource(t, dir, "good", `{{getv "/a/v"}}`, "/a")
 	failing := newResource(t, dir, "failing", `{{getv "/a/missing"}}`, "/a")
-	p, _ := New(quietLogger(), nil, newCounting(nil), []resource.Resource{good, failing}, Options{})
+	p, _ := New(quietLogger(), nil, newCounting(t, nil), []resource.Resource{good, failing}, Options{})
 	ready := make(chan struct{})
 	var calls atomic.Int32
 	deliver := startWatch(t, p, DaemonOptions{Ready: func() {

@@ -85,7 +85,7 @@ func TestObserverSeesEveryOutcome(t *testing.T) {
 			snap := kv.FromMap(7, map[string]string{"/app/x": "1"})
 			src := SourceFunc(func(context.Context, []string) (*kv.Snapshot, error) { return snap, nil })
 			rec := &recorder{}
-			p, errs := New(quietLogger(), src, filesync.New(quietLogger(), filesync.Options{}), []resource.Resource{r}, Options{Observer: rec})
+			p, errs := New(quietLogger(), src, testSyncer(t, filesync.Options{}), []resource.Resource{r}, Options{Observer: rec})
 			if len(errs) > 0 {
 				t.Fatal(errs)
 			}

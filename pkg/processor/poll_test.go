@@ -40,7 +40,7 @@ func TestPollNoticesBackendNotAnswering(t *testing.T) {
 	log := logrus.New()
 	log.SetOutput(&buf)
 	src := &hangingPoller{snap: kv.FromMap(1, map[string]string{"/a/v": "1"})}
-	p, _ := New(log, src, newCounting(nil), []resource.Resource{r}, Options{})
+	p, _ := New(log, src, newCounting(t, nil), []resource.Resource{r}, Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Poll(ctx, src, DaemonOptions{Interval: 50 * time.Millisecond}) }()

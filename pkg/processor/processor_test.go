@@ -18,6 +18,15 @@ import (
 	"github.com/etcdconfd/confd/pkg/resource"
 )
 
+// testSyncer is a Syncer whose background work is done before the test
+// ends.
+func testSyncer(t *testing.T, opts filesync.Options) *filesync.Syncer {
+	t.Helper()
+	s := filesync.New(quietLogger(), opts)
+	t.Cleanup(s.Wait)
+	return s
+}
+
 func quietLogger() *logrus.Logger {
 	log := logrus.New()
 	log.SetOutput(io.Discard)
@@ -55,7 +64,7 @@ func TestOnceRendersEveryResourceFromOneSnapshot(t *testing.T) {
 {{end}}`, "/app/servers"),
 		newResource(t, dir, "db", `host={{getv "/db/host"}}`, "/db"),
 	}
-	p, errs := New(quietLogger(), src, filesync.New(quietLogger(), filesync.Options{}), resources, Options{})
+	p, errs := New(quietLogger(), src, testSyncer(t, filesync.Options{}), resources, Options{})
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
@@ -82,7 +91,7 @@ func TestOnceIsolatesFailingResources(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	p, errs := New(quietLogger(), src, filesync.New(quietLogger(), filesync.Options{}),
+	p, errs := New(quietLogger(), src, testSyncer(t, filesync.Options{}),
 		[]resource.Resource{badTemplate, missing, good, failingCheck}, Options{})
 	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "resource bad.toml: parse template") {
 		t.Fatalf("New errors = %v, want one parse error for bad.toml", errs)
@@ -118,7 +127,7 @@ func TestOnceReportsSourceError(t *testing.T) {
 	src := SourceFunc(func(context.Context, []string) (*kv.Snapshot, error) {
 		return nil, errors.New("etcd down")
 	})
-	p, _ := New(quietLogger(), src, filesync.New(quietLogger(), filesync.Options{}),
+	p, _ := New(quietLogger(), src, testSyncer(t, filesync.Options{}),
 		[]resource.Resource{newResource(t, dir, "a", "x", "/a")}, Options{})
 	if err := p.Once(context.Background()); err == nil || !strings.Contains(err.Error(), "etcd down") {
 		t.Fatalf("Once = %v, want the source error", err)
@@ -135,7 +144,7 @@ func TestOnceNoopWritesDiff(t *testing.T) {
 		t.Fatal(err)
 	}
 	var diff strings.Builder
-	p, _ := New(quietLogger(), src, filesync.New(quietLogger(), filesync.Options{Noop: true}),
+	p, _ := New(quietLogger(), src, testSyncer(t, filesync.Options{Noop: true}),
 		[]resource.Resource{r}, Options{DiffOut: &diff})
 	if err := p.Once(context.Background()); err != nil {
 		t.Fatal(err)
