@@ -150,9 +150,10 @@ func New(log *logrus.Logger, opts Options) *Syncer {
 	}
 }
 
-// Wait returns once the work left after every install has finished: the
-// files replaced are gone and the fsync of every directory a file was
-// renamed into is done, which makes every installed file durable.
+// Wait starts the work left after every install at once, without letting
+// the renames settle, and returns once it has finished: the files
+// replaced are gone and the fsync of every directory a file was renamed
+// into is done, which makes every installed file durable.
 func (s *Syncer) Wait() {
 	s.mu.Lock()
 	for _, w := range s.dirs {
