@@ -23,8 +23,11 @@
 //  7. run reload_cmd.
 //
 // A failure before step 6 leaves the destination untouched and removes the
-// stage file. Commands run through /bin/sh -c in their own process group;
-// a timeout or a cancelled context kills the whole group.
+// stage file. The first sync of a destination (not in noop or check mode)
+// removes the second names of step 6 that an earlier process, stopped
+// before its background work, left next to it. Commands run through
+// /bin/sh -c in their own process group; a timeout or a cancelled context
+// kills the whole group.
 //
 // The package works on Unix systems only. It may import only the standard
 // library, github.com/sirupsen/logrus and github.com/aymanbagabas/go-udiff.

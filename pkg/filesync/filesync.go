@@ -104,6 +104,8 @@ type Syncer struct {
 	mu      sync.Mutex
 	dirs    map[string]*dirWork
 	pending sync.WaitGroup
+	// swept are the destinations sweep has looked at.
+	swept map[string]bool
 	// settle is how long the work after a rename waits for more renames
 	// into the same directory, and settleFiles how many replaced files
 	// make it start at once (see afterInstall).
@@ -146,7 +148,7 @@ func New(log *logrus.Logger, opts Options) *Syncer {
 		log: log, opts: opts,
 		settle: settleDelay, settleFiles: settleFiles,
 		rename: os.Rename, link: os.Link, syncDir: syncDir,
-		dirs: map[string]*dirWork{},
+		dirs: map[string]*dirWork{}, swept: map[string]bool{},
 	}
 }
 
@@ -219,6 +221,9 @@ func (s *Syncer) SyncContent(ctx context.Context, t Target, content Content) (re
 		return res, fmt.Errorf("sync %s: %w", t.Dest, err)
 	}
 	log := s.log.WithFields(logrus.Fields{"resource": t.Resource, "dest": t.Dest})
+	if !s.opts.Noop && !s.opts.CheckOnly {
+		s.sweep(t.Dest, log)
+	}
 
 	cur, err := statDest(t.Dest)
 	if err != nil {

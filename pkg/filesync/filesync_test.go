@@ -44,6 +44,20 @@ func newSyncer(t *testing.T, log *logrus.Logger, opts Options) *Syncer {
 	return s
 }
 
+// dirNames lists the names in dir, sorted.
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
 // existing describes a destination present before Sync.
 type existing struct {
 	content string
@@ -614,14 +628,7 @@ func TestSyncIsSafeForDistinctDests(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	names, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, e := range names {
-		got = append(got, e.Name())
-	}
+	got := dirNames(t, dir)
 	want := []string{"fa", "fb", "fc", "fd", "fe", "ff", "fg", "fh"}
 	if !slices.Equal(got, want) {
 		t.Errorf("directory = %q, want %q", got, want)
@@ -662,15 +669,7 @@ func TestDirectorySyncRunsInBackground(t *testing.T) {
 	if left != 0 {
 		t.Fatalf("%d directory syncs still registered after Wait", left)
 	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(entries) != writers {
-		var names []string
-		for _, e := range entries {
-			names = append(names, e.Name())
-		}
+	if names := dirNames(t, dir); len(names) != writers {
 		t.Errorf("directory holds %q, want the %d destinations alone", names, writers)
 	}
 	for w := range writers {
