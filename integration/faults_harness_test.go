@@ -408,7 +408,9 @@ func remount(t *testing.T, dir string, readOnly bool) {
 }
 
 // fillUp writes a file into dir until the file system is full and returns
-// its path.
+// its path. It writes until the file system has stayed full for 100 ms, so
+// that room freed a moment later (a replaced file whose second name confd
+// removes once its renames settle, or a reader closing it) is taken too.
 func fillUp(t *testing.T, dir string) string {
 	t.Helper()
 	p := filepath.Join(dir, "filler")
@@ -418,15 +420,26 @@ func fillUp(t *testing.T, dir string) string {
 	}
 	defer f.Close()
 	chunk := make([]byte, 4096)
-	for i := 0; i < 1<<16; i++ {
-		if _, err := f.Write(chunk); err != nil {
-			if errors.Is(err, syscall.ENOSPC) {
-				return p
+	for round := 0; round < 100; round++ {
+		written := 0
+		for written < 1<<16 {
+			if _, err := f.Write(chunk); err != nil {
+				if errors.Is(err, syscall.ENOSPC) {
+					break
+				}
+				t.Fatalf("fill %s: %v", dir, err)
 			}
-			t.Fatalf("fill %s: %v", dir, err)
+			written++
 		}
+		if written == 1<<16 {
+			t.Fatalf("%s is not full after 256 MiB", dir)
+		}
+		if round > 0 && written == 0 {
+			return p
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("%s is not full after 256 MiB", dir)
+	t.Fatalf("%s did not stay full", dir)
 	return ""
 }
 
