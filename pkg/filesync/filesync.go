@@ -155,7 +155,9 @@ func New(log *logrus.Logger, opts Options) *Syncer {
 // Wait starts the work left after every install at once, without letting
 // the renames settle, and returns once it has finished: the files
 // replaced are gone and the fsync of every directory a file was renamed
-// into is done, which makes every installed file durable.
+// into is done, which makes every installed file durable. Call it when no
+// sync runs and none will start before it returns, as before the process
+// exits.
 func (s *Syncer) Wait() {
 	s.mu.Lock()
 	for _, w := range s.dirs {
@@ -402,7 +404,7 @@ func (s *Syncer) install(st *stage, dest string, content Content, want attrs, lo
 	}
 	err := s.rename(st.path, dest)
 	if err != nil && old != "" {
-		if rerr := os.Remove(old); rerr != nil {
+		if rerr := os.Remove(old); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
 			log.WithError(rerr).Warn("remove the second name of the destination")
 		}
 		old = ""
@@ -415,7 +417,7 @@ func (s *Syncer) install(st *stage, dest string, content Content, want attrs, lo
 		return fmt.Errorf("install %s: %w", dest, err)
 	}
 	st.installed = true
-	s.afterInstall(filepath.Dir(dest), old, log)
+	s.afterInstall(filepath.Dir(dest), old)
 	return nil
 }
 
@@ -436,7 +438,7 @@ func (s *Syncer) install(st *stage, dest string, content Content, want attrs, lo
 // without them: its content was fsynced before the rename. Until the
 // directory's fsync, a crash may bring back the file it replaced, which
 // confd's next render replaces again.
-func (s *Syncer) afterInstall(dir, old string, log *logrus.Entry) {
+func (s *Syncer) afterInstall(dir, old string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	w, running := s.dirs[dir]
@@ -457,6 +459,7 @@ func (s *Syncer) afterInstall(dir, old string, log *logrus.Entry) {
 		w.again = true
 		return
 	}
+	log := s.log.WithField("dir", dir)
 	s.pending.Go(func() {
 		settled := time.NewTimer(s.settle)
 		defer settled.Stop()
@@ -476,7 +479,7 @@ func (s *Syncer) afterInstall(dir, old string, log *logrus.Entry) {
 			s.mu.Unlock()
 			for _, p := range remove {
 				if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-					log.WithError(err).Warn("remove the file replaced by an install")
+					log.WithError(err).WithField("file", p).Warn("remove the file replaced by an install")
 				}
 			}
 			if err := s.syncDir(dir); err != nil {

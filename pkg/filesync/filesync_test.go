@@ -743,7 +743,9 @@ func replacing(t *testing.T) (dest string, s *Syncer) {
 // replaced files wait, or Wait asks for it; and once for the run.
 func TestAfterInstallSettles(t *testing.T) {
 	t.Parallel()
-	const forever = time.Hour
+	// Longer than any test waits; not so long that a Wait that does not
+	// start the work hangs the package until its timeout.
+	const forever = time.Minute
 	tests := []struct {
 		name        string
 		settle      time.Duration
@@ -809,6 +811,57 @@ func TestAfterInstallSettles(t *testing.T) {
 				t.Errorf("directory fsyncs, with the second names left at each: %v, want one after all were removed", dirSyncs)
 			}
 		})
+	}
+}
+
+// TestAfterInstallRenameDuringWork installs a file while the work after
+// the install before it runs: that work runs once more, after settling
+// again, and removes the new second name too.
+func TestAfterInstallRenameDuringWork(t *testing.T) {
+	t.Parallel()
+	dest, s := replacing(t)
+	s.settle = 10 * time.Millisecond
+	inSync, release := make(chan struct{}), make(chan struct{})
+	var mu sync.Mutex
+	var dirSyncs []int // second names left at each directory fsync
+	s.syncDir = func(d string) error {
+		mu.Lock()
+		dirSyncs = append(dirSyncs, len(stageFiles(t, dest)))
+		first := len(dirSyncs) == 1
+		mu.Unlock()
+		if first {
+			close(inSync)
+			<-release
+		}
+		return syncDir(d)
+	}
+	if _, err := s.Sync(context.Background(), Target{Dest: dest}, []byte("v1\n")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-inSync:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the work after the first install did not start")
+	}
+	if _, err := s.Sync(context.Background(), Target{Dest: dest}, []byte("v2\n")); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(stageFiles(t, dest)) != 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if left := stageFiles(t, dest); len(left) != 0 {
+		t.Errorf("second name of the install during the work still there after 10 s: %q", left)
+	}
+	s.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(dirSyncs, []int{0, 0}) {
+		t.Errorf("directory fsyncs, with the second names left at each: %v, want two, each after the removals", dirSyncs)
+	}
+	if got := readFile(t, dest); got != "v2\n" {
+		t.Errorf("dest = %q, want %q", got, "v2\n")
 	}
 }
 

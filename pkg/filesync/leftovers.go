@@ -5,7 +5,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/sirupsen/logrus"
 )
@@ -21,23 +23,30 @@ import (
 func (s *Syncer) sweep(dest string, log *logrus.Entry) {
 	s.mu.Lock()
 	done := s.swept[dest]
-	s.swept[dest] = true
 	s.mu.Unlock()
 	if done {
 		return
 	}
-	dir, base := filepath.Split(dest)
+	dir, base := filepath.Dir(dest), filepath.Base(dest)
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		log.WithError(err).Warn("look for files left by an earlier install")
+		// A missing directory is the sync's own error to report; others
+		// are tried again at the next sync.
+		if !errors.Is(err, fs.ErrNotExist) {
+			log.WithError(err).Warn("look for files left by an earlier install")
+		}
 		return
 	}
+	s.mu.Lock()
+	s.swept[dest] = true
+	s.mu.Unlock()
 	removed := 0
 	for _, e := range entries {
 		if !e.Type().IsRegular() || !isSecondName(e.Name(), base) {
 			continue
 		}
-		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		// Unlink, not os.Remove: a directory put there meanwhile stays.
+		if err := syscall.Unlink(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			log.WithError(err).WithField("file", e.Name()).Warn("remove a file left by an earlier install")
 			continue
 		}
@@ -50,20 +59,17 @@ func (s *Syncer) sweep(dest string, log *logrus.Entry) {
 
 // isSecondName reports whether name is the second name install gives a
 // replaced file at a destination named base: the name of a stage file
-// (".base." and the digits of os.CreateTemp) and ".old".
+// (".base." and the number os.CreateTemp puts in, a uint32 in decimal)
+// and ".old".
 func isSecondName(name, base string) bool {
 	digits, ok := strings.CutPrefix(name, "."+base+".")
 	if !ok {
 		return false
 	}
 	digits, ok = strings.CutSuffix(digits, ".old")
-	if !ok || digits == "" {
+	if !ok {
 		return false
 	}
-	for _, c := range digits {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
+	n, err := strconv.ParseUint(digits, 10, 32)
+	return err == nil && strconv.FormatUint(n, 10) == digits
 }

@@ -18,11 +18,13 @@ func TestSweepRemovesLeftSecondNames(t *testing.T) {
 	left := []string{".app.conf.123.old", ".app.conf.4294967295.old"}
 	kept := []string{
 		"app.conf",
-		".app.conf.123",        // a stage file
-		".app.conf.77.old.tmp", // not ours
-		".app.conf..old",       // no digits
-		".app.conf.12a.old",    // not digits
-		".other.conf.5.old",    // another destination's
+		".app.conf.123",            // a stage file
+		".app.conf.77.old.tmp",     // not ours
+		".app.conf..old",           // no digits
+		".app.conf.12a.old",        // not digits
+		".app.conf.0123.old",       // not a number os.CreateTemp writes
+		".app.conf.4294967296.old", // nor this, beyond uint32
+		".other.conf.5.old",        // another destination's
 	}
 	tests := []struct {
 		name    string
@@ -46,9 +48,12 @@ func TestSweepRemovesLeftSecondNames(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			// A directory with the name of a second name is not a file
-			// install left.
+			// A directory or a symbolic link with the name of a second
+			// name is not a file install left.
 			if err := os.Mkdir(filepath.Join(dir, ".app.conf.9.old"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink("app.conf", filepath.Join(dir, ".app.conf.8.old")); err != nil {
 				t.Fatal(err)
 			}
 			s := newSyncer(t, testLogger(t), tt.opts)
@@ -56,7 +61,7 @@ func TestSweepRemovesLeftSecondNames(t *testing.T) {
 				t.Fatal(err)
 			}
 			s.Wait()
-			want := append(slices.Clone(kept), ".app.conf.9.old")
+			want := append(slices.Clone(kept), ".app.conf.9.old", ".app.conf.8.old")
 			if !tt.removed {
 				want = append(want, left...)
 			}
