@@ -132,10 +132,18 @@ const (
 // remove the second names of the files they replaced, then fsync it.
 type dirWork struct {
 	remove []string
-	again  bool          // a rename came while the goroutine ran
-	full   chan struct{} // has a value when remove reached settleFiles
-	now    chan struct{} // closed by Wait: no more settling
-	closed bool          // now is closed
+	again  bool // a rename came while the goroutine ran
+	// kick has a value when the work is to start without settling:
+	// remove reached settleFiles, or Wait was called.
+	kick chan struct{}
+}
+
+// start makes w's work start without settling. Call it with s.mu held.
+func (w *dirWork) start() {
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
 }
 
 // New returns a Syncer that logs to log (nothing when log is nil).
@@ -161,10 +169,7 @@ func New(log *logrus.Logger, opts Options) *Syncer {
 func (s *Syncer) Wait() {
 	s.mu.Lock()
 	for _, w := range s.dirs {
-		if !w.closed {
-			w.closed = true
-			close(w.now)
-		}
+		w.start()
 	}
 	s.mu.Unlock()
 	s.pending.Wait()
@@ -443,16 +448,13 @@ func (s *Syncer) afterInstall(dir, old string) {
 	defer s.mu.Unlock()
 	w, running := s.dirs[dir]
 	if !running {
-		w = &dirWork{full: make(chan struct{}, 1), now: make(chan struct{})}
+		w = &dirWork{kick: make(chan struct{}, 1)}
 		s.dirs[dir] = w
 	}
 	if old != "" {
 		w.remove = append(w.remove, old)
 		if len(w.remove) >= s.settleFiles {
-			select {
-			case w.full <- struct{}{}:
-			default:
-			}
+			w.start()
 		}
 	}
 	if running {
@@ -466,14 +468,13 @@ func (s *Syncer) afterInstall(dir, old string) {
 		for {
 			select {
 			case <-settled.C:
-			case <-w.full:
-			case <-w.now:
+			case <-w.kick:
 			}
 			s.mu.Lock()
 			remove := w.remove
 			w.remove, w.again = nil, false
-			select { // a value sent before the timer fired
-			case <-w.full:
+			select { // a kick for the files taken now
+			case <-w.kick:
 			default:
 			}
 			s.mu.Unlock()
