@@ -738,6 +738,54 @@ func replacing(t *testing.T) (dest string, s *Syncer) {
 	return dest, newSyncer(t, testLogger(t), Options{})
 }
 
+// dirSyncs records, at each directory fsync of a Syncer, how many second
+// names were left beside dest.
+type dirSyncs struct {
+	mu   sync.Mutex
+	left []int
+}
+
+// recordDirSyncs makes s record its directory fsyncs in the result;
+// during, when not nil, runs at each, with its number from 1, before the
+// fsync.
+func recordDirSyncs(t *testing.T, s *Syncer, dest string, during func(nth int)) *dirSyncs {
+	d := &dirSyncs{}
+	s.syncDir = func(dir string) error {
+		d.mu.Lock()
+		d.left = append(d.left, len(stageFiles(t, dest)))
+		nth := len(d.left)
+		d.mu.Unlock()
+		if during != nil {
+			during(nth)
+		}
+		return syncDir(dir)
+	}
+	return d
+}
+
+// check reports an error unless the fsyncs left what want says.
+func (d *dirSyncs) check(t *testing.T, want []int) {
+	t.Helper()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !slices.Equal(d.left, want) {
+		t.Errorf("directory fsyncs, with the second names left at each: %v, want %v", d.left, want)
+	}
+}
+
+// waitSecondNamesGone waits up to 10 s for the background work to remove
+// every second name beside dest, without Wait.
+func waitSecondNamesGone(t *testing.T, dest string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(stageFiles(t, dest)) != 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if left := stageFiles(t, dest); len(left) != 0 {
+		t.Errorf("without Wait: second names still beside dest after 10 s: %q", left)
+	}
+}
+
 // TestAfterInstallSettles checks when the work after a run of renames into
 // one directory happens: not before the renames have settled, or enough
 // replaced files wait, or Wait asks for it; and once for the run.
@@ -763,14 +811,7 @@ func TestAfterInstallSettles(t *testing.T) {
 			t.Parallel()
 			dest, s := replacing(t)
 			s.settle, s.settleFiles = tt.settle, tt.settleFiles
-			var mu sync.Mutex
-			var dirSyncs []int // second names left at each directory fsync
-			s.syncDir = func(d string) error {
-				mu.Lock()
-				dirSyncs = append(dirSyncs, len(stageFiles(t, dest)))
-				mu.Unlock()
-				return syncDir(d)
-			}
+			syncs := recordDirSyncs(t, s, dest, nil)
 			for i := range tt.installs {
 				if _, err := s.Sync(context.Background(), Target{Dest: dest}, fmt.Appendf(nil, "v%d\n", i)); err != nil {
 					t.Fatal(err)
@@ -781,13 +822,7 @@ func TestAfterInstallSettles(t *testing.T) {
 					t.Errorf("before Wait: %d second names beside dest, want one per install (%d): %q", len(left), tt.installs, left)
 				}
 			} else {
-				deadline := time.Now().Add(10 * time.Second)
-				for len(stageFiles(t, dest)) != 0 && time.Now().Before(deadline) {
-					time.Sleep(time.Millisecond)
-				}
-				if left := stageFiles(t, dest); len(left) != 0 {
-					t.Errorf("without Wait: second names still beside dest after 10 s: %q", left)
-				}
+				waitSecondNamesGone(t, dest)
 			}
 			waited := make(chan struct{})
 			go func() {
@@ -805,11 +840,7 @@ func TestAfterInstallSettles(t *testing.T) {
 			if got, want := readFile(t, dest), fmt.Sprintf("v%d\n", tt.installs-1); got != want {
 				t.Errorf("dest = %q, want %q", got, want)
 			}
-			mu.Lock()
-			defer mu.Unlock()
-			if !slices.Equal(dirSyncs, []int{0}) {
-				t.Errorf("directory fsyncs, with the second names left at each: %v, want one after all were removed", dirSyncs)
-			}
+			syncs.check(t, []int{0}) // one, after all were removed
 		})
 	}
 }
@@ -822,19 +853,12 @@ func TestAfterInstallRenameDuringWork(t *testing.T) {
 	dest, s := replacing(t)
 	s.settle = 10 * time.Millisecond
 	inSync, release := make(chan struct{}), make(chan struct{})
-	var mu sync.Mutex
-	var dirSyncs []int // second names left at each directory fsync
-	s.syncDir = func(d string) error {
-		mu.Lock()
-		dirSyncs = append(dirSyncs, len(stageFiles(t, dest)))
-		first := len(dirSyncs) == 1
-		mu.Unlock()
-		if first {
+	syncs := recordDirSyncs(t, s, dest, func(nth int) {
+		if nth == 1 {
 			close(inSync)
 			<-release
 		}
-		return syncDir(d)
-	}
+	})
 	if _, err := s.Sync(context.Background(), Target{Dest: dest}, []byte("v1\n")); err != nil {
 		t.Fatal(err)
 	}
@@ -847,19 +871,9 @@ func TestAfterInstallRenameDuringWork(t *testing.T) {
 		t.Fatal(err)
 	}
 	close(release)
-	deadline := time.Now().Add(10 * time.Second)
-	for len(stageFiles(t, dest)) != 0 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	if left := stageFiles(t, dest); len(left) != 0 {
-		t.Errorf("second name of the install during the work still there after 10 s: %q", left)
-	}
+	waitSecondNamesGone(t, dest)
 	s.Wait()
-	mu.Lock()
-	defer mu.Unlock()
-	if !slices.Equal(dirSyncs, []int{0, 0}) {
-		t.Errorf("directory fsyncs, with the second names left at each: %v, want two, each after the removals", dirSyncs)
-	}
+	syncs.check(t, []int{0, 0}) // two, each after the removals
 	if got := readFile(t, dest); got != "v2\n" {
 		t.Errorf("dest = %q, want %q", got, "v2\n")
 	}
