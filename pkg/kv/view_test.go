@@ -307,21 +307,16 @@ func TestListsOutgrownRoom(t *testing.T) {
 	var l Lists
 	l.make(16) // memory for what follows, so that no list moves on its own
 	l.Reset()
-	a := l.make(3)
-	for _, k := range []string{"a1", "a2", "a3"} {
-		a = append(a, KVPair{Key: k})
+	list := func(room int, keys ...string) []KVPair {
+		list := l.make(room)
+		for _, k := range keys {
+			list = append(list, KVPair{Key: k})
+		}
+		return l.done(list)
 	}
-	a = l.done(a)
-	b := l.make(2)
-	for _, k := range []string{"b1", "b2", "b3", "b4", "b5"} {
-		b = append(b, KVPair{Key: k})
-	}
-	b = l.done(b)
-	c := l.make(3)
-	for _, k := range []string{"c1", "c2", "c3"} {
-		c = append(c, KVPair{Key: k})
-	}
-	c = l.done(c)
+	a := list(3, "a1", "a2", "a3")
+	b := list(2, "b1", "b2", "b3", "b4", "b5")
+	c := list(3, "c1", "c2", "c3")
 	for name, tc := range map[string]struct {
 		list []KVPair
 		want []string
