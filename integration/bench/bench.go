@@ -382,7 +382,8 @@ func (b *bench) watchOne(n int, ks keyspace) (watchResult, error) {
 	if err != nil {
 		return res, err
 	}
-	diskBefore, diskOK := readDisk(filepath.Dir(dest))
+	files := filepath.Dir(dest)
+	diskBefore := readDisk(files)
 	puts := make([]float64, 0, b.o.changes)
 	for i := 0; i < b.o.changes; i++ {
 		start := time.Now()
@@ -399,9 +400,7 @@ func (b *bench) watchOne(n int, ks keyspace) (watchResult, error) {
 	}
 	basePerPut := (after.sentBytes - before.sentBytes) / float64(b.o.changes)
 	baseReqs := (after.requests - before.requests) / float64(b.o.changes)
-	diskAfter, ok := readDisk(filepath.Dir(dest))
-	diskOK = diskOK && ok
-	baseDisk := diskAfter.sub(diskBefore)
+	baseDisk := readDisk(files).minus(diskBefore)
 
 	ctx, cancel := context.WithCancel(b.ctx)
 	cmd := b.confdCommand(ctx, "-watch", "-node", b.endpoint, "-confdir", dir, "-log-level", "warn")
@@ -422,8 +421,7 @@ func (b *bench) watchOne(n int, ks keyspace) (watchResult, error) {
 	if err != nil {
 		return res, err
 	}
-	diskBefore, ok = readDisk(filepath.Dir(dest))
-	diskOK = diskOK && ok
+	diskBefore = readDisk(files)
 	var lat []float64
 	for c := 0; c < b.o.changes; c++ {
 		name := serverName((c * 7919) % n)
@@ -443,11 +441,9 @@ func (b *bench) watchOne(n int, ks keyspace) (watchResult, error) {
 	if err != nil {
 		return res, err
 	}
-	diskAfter, ok = readDisk(filepath.Dir(dest))
-	if diskOK && ok {
-		d, per := diskAfter.sub(diskBefore), float64(b.o.changes)
-		flushes := (d.flushes - baseDisk.flushes) / per
-		writes := (d.writes - baseDisk.writes) / per
+	if d := readDisk(files).minus(diskBefore).minus(baseDisk); d != nil {
+		per := float64(b.o.changes)
+		flushes, writes := d.flushes/per, d.writes/per
 		res.DiskFlushesPerChange, res.DiskWritesPerChange = &flushes, &writes
 	}
 	if got, err := os.ReadFile(dest); err != nil || string(got) != ks.expected("haproxy") {
@@ -590,41 +586,47 @@ func watchPeakRSS(pid int) <-chan int64 {
 	return out
 }
 
-// counters are the etcd figures read from its metrics.
-// disk is I/O counters of a block device.
+// disk is I/O counters of a block device; nil where there are none.
 type disk struct{ writes, flushes float64 }
 
-func (d disk) sub(o disk) disk { return disk{d.writes - o.writes, d.flushes - o.flushes} }
+// minus returns d less o, nil when either is.
+func (d *disk) minus(o *disk) *disk {
+	if d == nil || o == nil {
+		return nil
+	}
+	return &disk{d.writes - o.writes, d.flushes - o.flushes}
+}
 
 // readDisk reads the counters of the block device that holds path from
 // /sys/dev/block/MAJ:MIN/stat: write requests (field 5) and flush requests
-// (field 16, since Linux 5.5). ok is false when there is no such device.
-func readDisk(path string) (d disk, ok bool) {
+// (field 16, since Linux 5.5). It returns nil when there is no such device.
+func readDisk(path string) *disk {
 	var st unix.Stat_t
 	if err := unix.Stat(path, &st); err != nil {
-		return d, false
+		return nil
 	}
 	b, err := os.ReadFile(fmt.Sprintf("/sys/dev/block/%d:%d/stat", unix.Major(st.Dev), unix.Minor(st.Dev)))
 	if err != nil {
-		return d, false
+		return nil
 	}
 	return parseDiskStat(string(b))
 }
 
 // parseDiskStat reads the text of a block device's stat file.
-func parseDiskStat(text string) (d disk, ok bool) {
+func parseDiskStat(text string) *disk {
 	f := strings.Fields(text)
 	if len(f) < 17 {
-		return d, false
+		return nil
 	}
 	writes, err1 := strconv.ParseFloat(f[4], 64)
 	flushes, err2 := strconv.ParseFloat(f[15], 64)
 	if err1 != nil || err2 != nil {
-		return d, false
+		return nil
 	}
-	return disk{writes: writes, flushes: flushes}, true
+	return &disk{writes: writes, flushes: flushes}
 }
 
+// counters are the etcd figures read from its metrics.
 type counters struct {
 	sentBytes float64
 	requests  float64

@@ -145,20 +145,18 @@ func TestParseLoadOrder(t *testing.T) {
 func TestParseDiskStat(t *testing.T) {
 	tests := []struct {
 		name, text string
-		want       disk
-		ok         bool
+		want       *disk // nil: no counters
 	}{
 		{"linux 5.5 and later", "3341163 545064 100683082 5861057 5029032 829742 145484144 2267146 0 2634208 9584503 1176566 4484 2508995704 1211741 1483264 244558\n",
-			disk{writes: 5029032, flushes: 1483264}, true},
-		{"no flush counts", "3341163 545064 100683082 5861057 5029032 829742 145484144 2267146 0 2634208 9584503\n", disk{}, false},
-		{"not numbers", "a b c d e f g h i j k l m n o p q\n", disk{}, false},
-		{"empty", "", disk{}, false},
+			&disk{writes: 5029032, flushes: 1483264}},
+		{"no flush counts", "3341163 545064 100683082 5861057 5029032 829742 145484144 2267146 0 2634208 9584503\n", nil},
+		{"not numbers", "a b c d e f g h i j k l m n o p q\n", nil},
+		{"empty", "", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, ok := parseDiskStat(tt.text)
-			if got != tt.want || ok != tt.ok {
-				t.Errorf("parseDiskStat = %+v, %v, want %+v, %v", got, ok, tt.want, tt.ok)
+			if got := parseDiskStat(tt.text); (got == nil) != (tt.want == nil) || got != nil && *got != *tt.want {
+				t.Errorf("parseDiskStat = %+v, want %+v", got, tt.want)
 			}
 		})
 	}
