@@ -338,14 +338,16 @@ type watchResult struct {
 	// MeanMS shows what the quantiles hide when a change's cost moves
 	// from most changes to a few.
 	MeanMS float64 `json:"mean_ms"`
-	// DiskFlushesPerChange and DiskWritesPerChange count what the disk
-	// that holds the files (and here etcd's data too) was asked to do
-	// per change, less what a put alone asks; nil where that disk has no
-	// counters (no block device, or a kernel without flush counts). They
-	// count every process's I/O on that disk, etcd's backend commits
-	// included.
-	DiskFlushesPerChange *float64 `json:"disk_flushes_per_change,omitempty"`
-	DiskWritesPerChange  *float64 `json:"disk_writes_per_change,omitempty"`
+	// DiskFlushesPerChange, DiskWritesPerChange and
+	// DiskDiscardsPerChange count what the disk that holds the files (and
+	// here etcd's data too) was asked to do per change, less what a put
+	// alone asks; nil where that disk has no counters (no block device,
+	// or a kernel without flush counts). They count every process's I/O
+	// on that disk, etcd's backend commits included. Discards come from
+	// freeing blocks on a disk mounted with discard.
+	DiskFlushesPerChange  *float64 `json:"disk_flushes_per_change,omitempty"`
+	DiskWritesPerChange   *float64 `json:"disk_writes_per_change,omitempty"`
+	DiskDiscardsPerChange *float64 `json:"disk_discards_per_change,omitempty"`
 	// PutP50MS is the median time of a put alone (etcd's commit, without
 	// confd), measured just before: the floor of the figures above.
 	PutP50MS          float64 `json:"etcd_put_p50_ms"`
@@ -443,8 +445,8 @@ func (b *bench) watchOne(n int, ks keyspace) (watchResult, error) {
 	}
 	if d := readDisk(files).minus(diskBefore).minus(baseDisk); d != nil {
 		per := float64(b.o.changes)
-		flushes, writes := d.flushes/per, d.writes/per
-		res.DiskFlushesPerChange, res.DiskWritesPerChange = &flushes, &writes
+		flushes, writes, discards := d.flushes/per, d.writes/per, d.discards/per
+		res.DiskFlushesPerChange, res.DiskWritesPerChange, res.DiskDiscardsPerChange = &flushes, &writes, &discards
 	}
 	if got, err := os.ReadFile(dest); err != nil || string(got) != ks.expected("haproxy") {
 		return res, fmt.Errorf("final file at %d keys differs from the expected render", n)
@@ -587,19 +589,20 @@ func watchPeakRSS(pid int) <-chan int64 {
 }
 
 // disk is I/O counters of a block device; nil where there are none.
-type disk struct{ writes, flushes float64 }
+type disk struct{ writes, discards, flushes float64 }
 
 // minus returns d less o, nil when either is.
 func (d *disk) minus(o *disk) *disk {
 	if d == nil || o == nil {
 		return nil
 	}
-	return &disk{d.writes - o.writes, d.flushes - o.flushes}
+	return &disk{d.writes - o.writes, d.discards - o.discards, d.flushes - o.flushes}
 }
 
 // readDisk reads the counters of the block device that holds path from
-// /sys/dev/block/MAJ:MIN/stat: write requests (field 5) and flush requests
-// (field 16, since Linux 5.5). It returns nil when there is no such device.
+// /sys/dev/block/MAJ:MIN/stat: write requests (field 5), discard requests
+// (field 12, since Linux 4.18) and flush requests (field 16, since Linux
+// 5.5). It returns nil when there is no such device.
 func readDisk(path string) *disk {
 	var st unix.Stat_t
 	if err := unix.Stat(path, &st); err != nil {
@@ -619,11 +622,12 @@ func parseDiskStat(text string) *disk {
 		return nil
 	}
 	writes, err1 := strconv.ParseFloat(f[4], 64)
-	flushes, err2 := strconv.ParseFloat(f[15], 64)
-	if err1 != nil || err2 != nil {
+	discards, err2 := strconv.ParseFloat(f[11], 64)
+	flushes, err3 := strconv.ParseFloat(f[15], 64)
+	if err1 != nil || err2 != nil || err3 != nil {
 		return nil
 	}
-	return &disk{writes: writes, flushes: flushes}
+	return &disk{writes: writes, discards: discards, flushes: flushes}
 }
 
 // counters are the etcd figures read from its metrics.
@@ -689,9 +693,9 @@ func printReport(w io.Writer, rep report) {
 	}
 	if len(rep.Watch) > 0 {
 		fmt.Fprintln(w, "\nwatch: put -> dest updated")
-		fmt.Fprintf(w, "%8s %8s %8s %8s %8s %8s %8s %11s %14s %14s %14s %14s\n", "keys", "changes", "p50 ms", "p90 ms", "p99 ms", "max ms", "mean ms", "put p50 ms", "etcd B/change", "etcd req/chg", "flushes/chg", "writes/chg")
+		fmt.Fprintf(w, "%8s %8s %8s %8s %8s %8s %8s %11s %14s %14s %14s %14s %14s\n", "keys", "changes", "p50 ms", "p90 ms", "p99 ms", "max ms", "mean ms", "put p50 ms", "etcd B/change", "etcd req/chg", "flushes/chg", "writes/chg", "discards/chg")
 		for _, r := range rep.Watch {
-			fmt.Fprintf(w, "%8d %8d %8.2f %8.2f %8.2f %8.2f %8.2f %11.2f %14.0f %14.2f %14s %14s\n", r.Keys, r.Changes, r.P50MS, r.P90MS, r.P99MS, r.MaxMS, r.MeanMS, r.PutP50MS, r.BytesPerChange, r.RequestsPerChange, optional(r.DiskFlushesPerChange), optional(r.DiskWritesPerChange))
+			fmt.Fprintf(w, "%8d %8d %8.2f %8.2f %8.2f %8.2f %8.2f %11.2f %14.0f %14.2f %14s %14s %14s\n", r.Keys, r.Changes, r.P50MS, r.P90MS, r.P99MS, r.MaxMS, r.MeanMS, r.PutP50MS, r.BytesPerChange, r.RequestsPerChange, optional(r.DiskFlushesPerChange), optional(r.DiskWritesPerChange), optional(r.DiskDiscardsPerChange))
 		}
 	}
 	if len(rep.Idle) > 0 {

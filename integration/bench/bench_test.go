@@ -45,7 +45,7 @@ func TestSmoke(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, &stdout, &stderr)
 	}
-	for _, want := range []string{"in index order", "start-up", "burst", "20ms:100ms", "haproxy", "nested", "directory", "p50 ms", "mean ms", "etcd B/change", "flushes/chg",
+	for _, want := range []string{"in index order", "start-up", "burst", "20ms:100ms", "haproxy", "nested", "directory", "p50 ms", "mean ms", "etcd B/change", "flushes/chg", "discards/chg",
 		"idle", "interval 1s"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, &stdout)
@@ -140,15 +140,15 @@ func TestParseLoadOrder(t *testing.T) {
 	}
 }
 
-// TestParseDiskStat reads the write and flush counts of a block device's
-// stat file, and nothing from a kernel that does not count flushes.
+// TestParseDiskStat reads the write, discard and flush counts of a block
+// device's stat file, and nothing from a kernel that does not count flushes.
 func TestParseDiskStat(t *testing.T) {
 	tests := []struct {
 		name, text string
 		want       *disk // nil: no counters
 	}{
 		{"linux 5.5 and later", "3341163 545064 100683082 5861057 5029032 829742 145484144 2267146 0 2634208 9584503 1176566 4484 2508995704 1211741 1483264 244558\n",
-			&disk{writes: 5029032, flushes: 1483264}},
+			&disk{writes: 5029032, discards: 1176566, flushes: 1483264}},
 		{"no flush counts", "3341163 545064 100683082 5861057 5029032 829742 145484144 2267146 0 2634208 9584503\n", nil},
 		{"not numbers", "a b c d e f g h i j k l m n o p q\n", nil},
 		{"empty", "", nil},
