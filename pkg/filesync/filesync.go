@@ -106,45 +106,37 @@ type Syncer struct {
 	pending sync.WaitGroup
 	// swept are the destinations sweep has looked at.
 	swept map[string]bool
+	// installed is, for each destination, the file this Syncer last
+	// renamed there; reuse says, for each directory installed into,
+	// whether the files replaced there may be reused (see reusable).
+	installed map[string]fileID
+	reuse     map[string]bool
 	// settle is how long the work after a rename waits for more renames
-	// into the same directory, and settleFiles how many replaced files
-	// make it start at once (see afterInstall).
+	// into the same directory, and settleFiles how many of them make it
+	// start at once; spareIdle is how long a replaced file is kept for
+	// reuse (see afterInstall).
 	settle      time.Duration
 	settleFiles int
+	spareIdle   time.Duration
 	// rename replaces the destination and link gives the old one a
 	// second name; fields so that tests can make them fail the way a
 	// bind-mounted destination or a file system without hard links does,
-	// and syncDir so that they can count directory fsyncs.
-	rename  func(oldpath, newpath string) error
-	link    func(oldname, newname string) error
-	syncDir func(dir string) error
+	// syncDir so that they can count directory fsyncs, and unshared so
+	// that they can make leases fail.
+	rename   func(oldpath, newpath string) error
+	link     func(oldname, newname string) error
+	syncDir  func(dir string) error
+	unshared func(*os.File) error
 }
 
 // The work after the renames into a directory waits this long for more of
-// them, and starts at once when this many replaced files wait to be
-// removed.
+// them, and starts at once when this many wait; a replaced file is kept
+// this long for the next install at its destination to reuse.
 const (
 	settleDelay = 50 * time.Millisecond
 	settleFiles = 16
+	spareIdle   = time.Second
 )
-
-// dirWork is what is left to do in a directory after renames into it:
-// remove the second names of the files they replaced, then fsync it.
-type dirWork struct {
-	remove []string
-	again  bool // a rename came while the goroutine ran
-	// kick has a value when the work is to start without settling:
-	// remove reached settleFiles, or Wait was called.
-	kick chan struct{}
-}
-
-// start makes w's work start without settling. Call it with s.mu held.
-func (w *dirWork) start() {
-	select {
-	case w.kick <- struct{}{}:
-	default:
-	}
-}
 
 // New returns a Syncer that logs to log (nothing when log is nil).
 func New(log *logrus.Logger, opts Options) *Syncer {
@@ -154,25 +146,11 @@ func New(log *logrus.Logger, opts Options) *Syncer {
 	}
 	return &Syncer{
 		log: log, opts: opts,
-		settle: settleDelay, settleFiles: settleFiles,
-		rename: os.Rename, link: os.Link, syncDir: syncDir,
+		settle: settleDelay, settleFiles: settleFiles, spareIdle: spareIdle,
+		rename: os.Rename, link: os.Link, syncDir: syncDir, unshared: unshared,
 		dirs: map[string]*dirWork{}, swept: map[string]bool{},
+		installed: map[string]fileID{}, reuse: map[string]bool{},
 	}
-}
-
-// Wait starts the work left after every install at once, without letting
-// the renames settle, and returns once it has finished: the files
-// replaced are gone and the fsync of every directory a file was renamed
-// into is done, which makes every installed file durable. Call it when no
-// sync runs and none will start before it returns, as before the process
-// exits.
-func (s *Syncer) Wait() {
-	s.mu.Lock()
-	for _, w := range s.dirs {
-		w.start()
-	}
-	s.mu.Unlock()
-	s.pending.Wait()
 }
 
 // Content is the new content of a file in pieces, written one after
@@ -254,7 +232,15 @@ func (s *Syncer) SyncContent(ctx context.Context, t Target, content Content) (re
 		return res, err
 	}
 
-	st, err := newStage(t.Dest, content)
+	// A stage file that is to be renamed over the destination may be a
+	// spare written over (see stageFor); one that is only checked, or kept
+	// for inspection, is a new file.
+	var st *stage
+	if s.opts.KeepStageFile || s.opts.CheckOnly {
+		st, err = newStage(t.Dest, content)
+	} else {
+		st, err = s.stageFor(t.Dest, content, log)
+	}
 	if err != nil {
 		return res, err
 	}
@@ -284,7 +270,7 @@ func (s *Syncer) SyncContent(ctx context.Context, t Target, content Content) (re
 
 	inst := st
 	if s.opts.KeepStageFile {
-		inst, err = newStage(t.Dest, content)
+		inst, err = s.stageFor(t.Dest, content, log)
 		if err != nil {
 			return res, err
 		}
@@ -391,14 +377,20 @@ func joinErr(err, cleanupErr error) error {
 // which, so it need not hold up reload_cmd or the next change, and runs
 // in the background. So does the removal of the old file: a rename that
 // takes away the last name of a file frees its blocks there and then,
-// which takes milliseconds on ext4 even for a small file; the old file
-// gets a second name first, next to the stage file, and the background
-// removes that name (see afterInstall). Without hard links, the rename
-// frees the old file.
+// which takes milliseconds on some disks even for a small file; the old
+// file gets a second name first, next to the stage file, and is kept for
+// the next install to reuse or removed in the background (see
+// afterInstall). Without hard links, the rename frees the old file.
 func (s *Syncer) install(st *stage, dest string, content Content, want attrs, log *logrus.Entry) error {
 	// Content, owner and mode in one fsync, just before the rename.
 	if err := st.f.Sync(); err != nil {
 		return fmt.Errorf("stage %s: %w", dest, err)
+	}
+	// Who the file is, for the install that replaces it to know it as a
+	// spare (see afterInstall).
+	var id *fileID
+	if v, err := idOf(st.f); err == nil && s.reusable(filepath.Dir(dest)) {
+		id = &v
 	}
 	if err := st.close(); err != nil {
 		return fmt.Errorf("stage %s: %w", dest, err)
@@ -422,80 +414,8 @@ func (s *Syncer) install(st *stage, dest string, content Content, want attrs, lo
 		return fmt.Errorf("install %s: %w", dest, err)
 	}
 	st.installed = true
-	s.afterInstall(filepath.Dir(dest), old)
+	s.afterInstall(dest, old, id)
 	return nil
-}
-
-// afterInstall removes old (unless it is "") and fsyncs dir in the
-// background, once the renames into dir have settled: settle after the
-// first rename, at once when settleFiles replaced files wait, or when Wait
-// is called. A rename into dir while that work runs makes it run once
-// more, after settling again. Failures are logged: the file is installed
-// and whole either way.
-//
-// Freeing the blocks of a replaced file and fsyncing a directory each make
-// the file system commit its journal, which every fsync on that file
-// system then waits for, etcd's own included when it shares the disk (on a
-// disk mounted with discard, the commit that frees blocks also discards
-// them). Done after each of a run of renames, they would slow down the
-// commit of the next change in etcd and the fsync of the next file; done
-// once for the run, they cost one commit. The renamed file is whole
-// without them: its content was fsynced before the rename. Until the
-// directory's fsync, a crash may bring back the file it replaced, which
-// confd's next render replaces again.
-func (s *Syncer) afterInstall(dir, old string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	w, running := s.dirs[dir]
-	if !running {
-		w = &dirWork{kick: make(chan struct{}, 1)}
-		s.dirs[dir] = w
-	}
-	if old != "" {
-		w.remove = append(w.remove, old)
-		if len(w.remove) >= s.settleFiles {
-			w.start()
-		}
-	}
-	if running {
-		w.again = true
-		return
-	}
-	log := s.log.WithField("dir", dir)
-	s.pending.Go(func() {
-		settled := time.NewTimer(s.settle)
-		defer settled.Stop()
-		for {
-			select {
-			case <-settled.C:
-			case <-w.kick:
-			}
-			s.mu.Lock()
-			remove := w.remove
-			w.remove, w.again = nil, false
-			select { // a kick for the files taken now
-			case <-w.kick:
-			default:
-			}
-			s.mu.Unlock()
-			for _, p := range remove {
-				if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-					log.WithError(err).WithField("file", p).Warn("remove the file replaced by an install")
-				}
-			}
-			if err := s.syncDir(dir); err != nil {
-				log.WithError(err).Warn("fsync directory after install")
-			}
-			s.mu.Lock()
-			if !w.again {
-				delete(s.dirs, dir)
-				s.mu.Unlock()
-				return
-			}
-			s.mu.Unlock()
-			settled.Reset(s.settle)
-		}
-	})
 }
 
 // overwrite writes content into the existing file dest, for destinations

@@ -786,6 +786,32 @@ func waitSecondNamesGone(t *testing.T, dest string) {
 	}
 }
 
+// waitAtOnce calls s.Wait and fails the test unless it returns within
+// 10 s, well before anything the test set s to wait for.
+func waitAtOnce(t *testing.T, s *Syncer) {
+	t.Helper()
+	waited := make(chan struct{})
+	go func() {
+		s.Wait()
+		close(waited)
+	}()
+	select {
+	case <-waited:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Wait did not start the work left at once")
+	}
+}
+
+// waitNothingLeft calls waitAtOnce and checks that nothing is left beside
+// dest.
+func waitNothingLeft(t *testing.T, s *Syncer, dest string) {
+	t.Helper()
+	waitAtOnce(t, s)
+	if left := stageFiles(t, dest); len(left) != 0 {
+		t.Errorf("after Wait: files beside dest %q", left)
+	}
+}
+
 // TestAfterInstallSettles checks when the work after a run of renames into
 // one directory happens: not before the renames have settled, or enough
 // replaced files wait, or Wait asks for it; and once for the run.
@@ -811,6 +837,7 @@ func TestAfterInstallSettles(t *testing.T) {
 			t.Parallel()
 			dest, s := replacing(t)
 			s.settle, s.settleFiles = tt.settle, tt.settleFiles
+			s.spareIdle = 0 // every replaced file is removed, none kept
 			syncs := recordDirSyncs(t, s, dest, nil)
 			for i := range tt.installs {
 				if _, err := s.Sync(context.Background(), Target{Dest: dest}, fmt.Appendf(nil, "v%d\n", i)); err != nil {
@@ -824,19 +851,7 @@ func TestAfterInstallSettles(t *testing.T) {
 			} else {
 				waitSecondNamesGone(t, dest)
 			}
-			waited := make(chan struct{})
-			go func() {
-				s.Wait()
-				close(waited)
-			}()
-			select {
-			case <-waited:
-			case <-time.After(10 * time.Second):
-				t.Fatal("Wait waited for the renames to settle")
-			}
-			if left := stageFiles(t, dest); len(left) != 0 {
-				t.Errorf("after Wait: files beside dest = %q", left)
-			}
+			waitNothingLeft(t, s, dest)
 			if got, want := readFile(t, dest), fmt.Sprintf("v%d\n", tt.installs-1); got != want {
 				t.Errorf("dest = %q, want %q", got, want)
 			}
@@ -852,6 +867,7 @@ func TestAfterInstallRenameDuringWork(t *testing.T) {
 	t.Parallel()
 	dest, s := replacing(t)
 	s.settle = 10 * time.Millisecond
+	s.spareIdle = 0 // every replaced file is removed, none kept
 	inSync, release := make(chan struct{}), make(chan struct{})
 	syncs := recordDirSyncs(t, s, dest, func(nth int) {
 		if nth == 1 {
