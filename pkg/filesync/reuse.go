@@ -4,9 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strings"
+	"strconv"
 	"syscall"
 
 	"github.com/sirupsen/logrus"
@@ -84,7 +85,7 @@ func (s *Syncer) stopReuse(dir string) {
 // file.
 func (s *Syncer) stageFor(dest string, content Content, log *logrus.Entry) (*stage, error) {
 	if sp, ok := s.takeSpare(dest); ok {
-		st, left, err := reuse(sp, content, s.unshared)
+		st, left, err := reuse(dest, sp, content, s.unshared)
 		if err == nil {
 			return st, nil
 		}
@@ -112,8 +113,8 @@ func (s *Syncer) stageFor(dest string, content Content, log *logrus.Entry) (*sta
 // and allocates none. On failure it returns the path that still names the
 // spare, if any.
 //
-// The spare first gets its stage name (that of the install that replaced
-// it), then the owner, group and mode a new stage file would have. A
+// The spare first gets a new stage name, then the owner, group and mode a
+// new stage file would have. A
 // reader that still has the replaced file open must go on reading what it
 // opened, so the spare is written over only when nothing else has it
 // open: the probe is a write lease, which Linux grants only to the one
@@ -124,9 +125,9 @@ func (s *Syncer) stageFor(dest string, content Content, log *logrus.Entry) (*sta
 // hard link made by hand), or that has extended attributes other than
 // security labels (an access control list set by hand on the destination,
 // say), is not written over either.
-func reuse(sp spare, content Content, unshared func(*os.File) error) (st *stage, left string, err error) {
-	path := strings.TrimSuffix(sp.path, ".old")
-	if err := os.Link(sp.path, path); err != nil {
+func reuse(dest string, sp spare, content Content, unshared func(*os.File) error) (st *stage, left string, err error) {
+	path, err := linkStage(dest, sp.path)
+	if err != nil {
 		return nil, sp.path, err
 	}
 	if err := syscall.Unlink(sp.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -189,4 +190,19 @@ func prepareSpare(f *os.File, path string, id fileID, unshared func(*os.File) er
 		return &leaseError{err}
 	}
 	return nil
+}
+
+// linkStage gives the file named old a new stage file name for dest, of
+// the form os.CreateTemp gives one, and returns it. A name is never taken
+// twice: one that exists is passed over.
+func linkStage(dest, old string) (string, error) {
+	dir, prefix := filepath.Dir(dest), "."+filepath.Base(dest)+"."
+	for range 100 {
+		path := filepath.Join(dir, prefix+strconv.FormatUint(uint64(rand.Uint32()), 10))
+		err := os.Link(old, path)
+		if !errors.Is(err, fs.ErrExist) {
+			return path, err
+		}
+	}
+	return "", fmt.Errorf("link %s: no free stage name", old)
 }

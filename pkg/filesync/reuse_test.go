@@ -69,14 +69,14 @@ func inode(t *testing.T, path string) uint64 {
 
 // TestReuseWritesOverReplacedFile checks that, in a run of installs, each
 // writes into the file the one before it replaced: contents that grow and
-// shrink come out exact, the stage file has mode 0600 while check_cmd
-// runs and the destination gets its own mode, one spare is kept beside
-// the destination, and Wait removes it.
+// shrink come out exact, the stage file has mode 0600 and a name of its
+// own while check_cmd runs and the destination gets its own mode, one
+// spare is kept beside the destination, and Wait removes it.
 func TestReuseWritesOverReplacedFile(t *testing.T) {
 	t.Parallel()
 	dest, s := reusing(t)
-	modes := filepath.Join(t.TempDir(), "modes")
-	tg := Target{Dest: dest, Mode: 0o640, ModeSet: true, CheckCmd: "stat -c %a {{.src}} >> " + modes}
+	seen := filepath.Join(t.TempDir(), "seen")
+	tg := Target{Dest: dest, Mode: 0o640, ModeSet: true, CheckCmd: "stat -c '%a %n' {{.src}} >> " + seen}
 	contents := []string{
 		strings.Repeat("first version\n", 300),
 		"second\n",
@@ -109,8 +109,19 @@ func TestReuseWritesOverReplacedFile(t *testing.T) {
 	if inodes[0] == inodes[1] {
 		t.Error("the second install wrote over the destination it replaced")
 	}
-	if got, want := readFile(t, modes), strings.Repeat("600\n", len(contents)); got != want {
-		t.Errorf("stage file modes seen by check_cmd %q, want %q", got, want)
+	// Mode 0600 while check_cmd runs, and a name never used before: a
+	// reload_cmd still running in the background may hold an earlier one.
+	lines := strings.Split(strings.TrimSpace(readFile(t, seen)), "\n")
+	names := map[string]bool{}
+	for _, l := range lines {
+		mode, name, _ := strings.Cut(l, " ")
+		if mode != "600" {
+			t.Errorf("check_cmd saw %s with mode %s, want 600", name, mode)
+		}
+		names[name] = true
+	}
+	if len(lines) != len(contents) || len(names) != len(contents) {
+		t.Errorf("check_cmd saw stage files %q, want %d distinct names", lines, len(contents))
 	}
 	waitNothingLeft(t, s, dest)
 }
