@@ -218,16 +218,17 @@ func (s *Syncer) runWork(dir string, w *dirWork, log *logrus.Entry) {
 			// once), so no rename before it may count as durable.
 			s.stopReuse(dir)
 		}
-		var next time.Duration
+		next := s.settle
 		switch {
 		case len(w.remove) > 0 || w.taken != w.renames:
-			next = s.settle
+			wake = nil
 		case len(w.spares) > 0:
 			next = s.spareIdle
 			for _, list := range w.spares {
 				next = min(next, time.Until(list[0].at.Add(s.spareIdle)))
 			}
 			next = max(next, s.settle)
+			wake = w.wake
 			select { // a wake for what was taken now
 			case <-w.wake:
 			default:
@@ -238,11 +239,6 @@ func (s *Syncer) runWork(dir string, w *dirWork, log *logrus.Entry) {
 			return
 		}
 		s.mu.Unlock()
-		if next == s.settle {
-			wake = nil
-		} else {
-			wake = w.wake
-		}
 		timer.Reset(next)
 	}
 }
@@ -252,12 +248,24 @@ func (s *Syncer) runWork(dir string, w *dirWork, log *logrus.Entry) {
 // renames so far and the renames the last directory fsync covered. Call
 // it with s.mu held.
 func (w *dirWork) take(stale time.Time) (remove []string, renames, durable uint64) {
-	remove, w.remove = w.remove, nil
+	remove = w.dropSpares(w.remove, func(sp spare) bool { return w.final || sp.at.Before(stale) })
+	w.remove = nil
+	w.taken, w.waiting = w.renames, 0
+	select { // a kick for the work taken now
+	case <-w.kick:
+	default:
+	}
+	return remove, w.renames, w.durable
+}
+
+// dropSpares forgets the spares that drop accepts and returns their paths
+// appended to paths. Call it with s.mu held.
+func (w *dirWork) dropSpares(paths []string, drop func(spare) bool) []string {
 	for dest, list := range w.spares {
 		keep := list[:0]
 		for _, sp := range list {
-			if w.final || sp.at.Before(stale) {
-				remove = append(remove, sp.path)
+			if drop(sp) {
+				paths = append(paths, sp.path)
 			} else {
 				keep = append(keep, sp)
 			}
@@ -268,10 +276,5 @@ func (w *dirWork) take(stale time.Time) (remove []string, renames, durable uint6
 			w.spares[dest] = keep
 		}
 	}
-	w.taken, w.waiting = w.renames, 0
-	select { // a kick for the work taken now
-	case <-w.kick:
-	default:
-	}
-	return remove, w.renames, w.durable
+	return paths
 }

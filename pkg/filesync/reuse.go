@@ -68,15 +68,8 @@ func (s *Syncer) reusable(dir string) bool {
 // and has the spares kept there removed. Call it with s.mu held.
 func (s *Syncer) stopReuse(dir string) {
 	s.reuse[dir] = false
-	w := s.dirs[dir]
-	if w == nil {
-		return
-	}
-	for dest, list := range w.spares {
-		for _, sp := range list {
-			w.remove = append(w.remove, sp.path)
-		}
-		delete(w.spares, dest)
+	if w := s.dirs[dir]; w != nil {
+		w.remove = w.dropSpares(w.remove, func(spare) bool { return true })
 	}
 }
 
@@ -114,12 +107,11 @@ func (s *Syncer) stageFor(dest string, content Content, log *logrus.Entry) (*sta
 // spare, if any.
 //
 // The spare first gets a new stage name, then the owner, group and mode a
-// new stage file would have. A
-// reader that still has the replaced file open must go on reading what it
-// opened, so the spare is written over only when nothing else has it
-// open: the probe is a write lease, which Linux grants only to the one
-// open of a file (and withdraws at the next, which waits for it), and
-// reuse gives it back at once. Nothing but confd opens a stage file
+// new stage file would have. A reader that still has the replaced file
+// open must go on reading what it opened, so the spare is written over
+// only when nothing else has it open: the probe is a write lease, which
+// Linux grants only to the one open of a file (and withdraws at the next,
+// which waits for it), and reuse gives it back at once. Nothing but confd opens a stage file
 // between the probe and the rename over the destination; check_cmd does,
 // after the content is written. A spare that another name links to (a
 // hard link made by hand), or that has extended attributes other than

@@ -15,17 +15,18 @@ import (
 	"time"
 )
 
-// reusing returns a Syncer and a destination that does not exist yet,
-// alone in a directory of its own. The Syncer fsyncs the directory 1 ms
-// after a rename and keeps spares for a minute, longer than any test.
-func reusing(t *testing.T) (dest string, s *Syncer) {
+// reusing returns a Syncer with opts and a destination that does not
+// exist yet, alone in a directory of its own. The Syncer fsyncs the
+// directory 1 ms after a rename and keeps spares for a minute, longer than
+// any test.
+func reusing(t *testing.T, opts Options) (dest string, s *Syncer) {
 	t.Helper()
 	dir := t.TempDir()
 	if !reusableFS(dir) {
 		t.Skipf("replaced files are not reused on the file system of %s", dir)
 	}
 	dest = filepath.Join(dir, "app.conf")
-	s = newSyncer(t, testLogger(t), Options{})
+	s = newSyncer(t, testLogger(t), opts)
 	s.settle, s.spareIdle = time.Millisecond, time.Minute
 	return dest, s
 }
@@ -74,7 +75,7 @@ func inode(t *testing.T, path string) uint64 {
 // spare is kept beside the destination, and Wait removes it.
 func TestReuseWritesOverReplacedFile(t *testing.T) {
 	t.Parallel()
-	dest, s := reusing(t)
+	dest, s := reusing(t, Options{})
 	seen := filepath.Join(t.TempDir(), "seen")
 	tg := Target{Dest: dest, Mode: 0o640, ModeSet: true, CheckCmd: "stat -c '%a %n' {{.src}} >> " + seen}
 	contents := []string{
@@ -131,7 +132,7 @@ func TestReuseWritesOverReplacedFile(t *testing.T) {
 // end.
 func TestReuseSparesOpenFile(t *testing.T) {
 	t.Parallel()
-	dest, s := reusing(t)
+	dest, s := reusing(t, Options{})
 	tg := Target{Dest: dest}
 	first := strings.Repeat("the file a reader has open\n", 200)
 	a := installDurably(t, s, tg, first)
@@ -160,7 +161,7 @@ func TestReuseSparesOpenFile(t *testing.T) {
 // destination.
 func TestReuseWaitsForDirectorySync(t *testing.T) {
 	t.Parallel()
-	dest, s := reusing(t)
+	dest, s := reusing(t, Options{})
 	s.settle, s.settleFiles = time.Minute, 100
 	tg := Target{Dest: dest}
 	var inodes []uint64
@@ -184,7 +185,7 @@ func TestReuseWaitsForDirectorySync(t *testing.T) {
 // rather than kept for reuse.
 func TestReuseSkipsForeignFile(t *testing.T) {
 	t.Parallel()
-	dest, s := reusing(t)
+	dest, s := reusing(t, Options{})
 	writeExisting(t, dest, existing{"before confd\n", 0o644})
 	installDurably(t, s, Target{Dest: dest}, "v1\n")
 	waitSecondNamesGone(t, dest)
@@ -270,7 +271,7 @@ func TestReuseSkipsTamperedSpare(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			dest, s := reusing(t)
+			dest, s := reusing(t, Options{})
 			// A file not reused is removed once the work after the
 			// install has settled: long after the new stage file is
 			// made, so that the two never share an inode number.
@@ -311,7 +312,7 @@ func TestReuseOwnerAndGroup(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("changing a file's owner needs root")
 	}
-	dest, s := reusing(t)
+	dest, s := reusing(t, Options{})
 	seen := filepath.Join(t.TempDir(), "seen")
 	uid, gid := 65534, 65534
 	tg := Target{Dest: dest, UID: &uid, GID: &gid, CheckCmd: "stat -c %u:%g {{.src}} >> " + seen}
@@ -347,7 +348,7 @@ func TestReuseOwnerAndGroup(t *testing.T) {
 // the destination as it was, and that the installs after it go on.
 func TestReuseCheckFails(t *testing.T) {
 	t.Parallel()
-	dest, s := reusing(t)
+	dest, s := reusing(t, Options{})
 	tg := Target{Dest: dest}
 	installDurably(t, s, tg, "v1\n")
 	installDurably(t, s, tg, "v2\n")
@@ -370,9 +371,7 @@ func TestReuseCheckFails(t *testing.T) {
 // be a reused one.
 func TestReuseKeepStageFile(t *testing.T) {
 	t.Parallel()
-	dest := filepath.Join(t.TempDir(), "app.conf")
-	s := newSyncer(t, testLogger(t), Options{KeepStageFile: true})
-	s.settle, s.spareIdle = time.Millisecond, time.Minute
+	dest, s := reusing(t, Options{KeepStageFile: true})
 	tg := Target{Dest: dest}
 	var inodes []uint64
 	var kept []string
@@ -404,7 +403,7 @@ func TestReuseKeepStageFile(t *testing.T) {
 // it.
 func TestReuseAfterFailedDirectorySync(t *testing.T) {
 	t.Parallel()
-	dest, s := reusing(t)
+	dest, s := reusing(t, Options{})
 	var failed atomic.Bool
 	s.syncDir = func(dir string) error {
 		if failed.CompareAndSwap(false, true) {
@@ -424,7 +423,7 @@ func TestReuseAfterFailedDirectorySync(t *testing.T) {
 // files are removed rather than kept, and the installs go on.
 func TestReuseWithoutLeases(t *testing.T) {
 	t.Parallel()
-	dest, s := reusing(t)
+	dest, s := reusing(t, Options{})
 	probes := 0
 	s.unshared = func(*os.File) error {
 		probes++
@@ -444,7 +443,7 @@ func TestReuseWithoutLeases(t *testing.T) {
 // removed, and that the background work then ends, without Wait.
 func TestSparesExpire(t *testing.T) {
 	t.Parallel()
-	dest, s := reusing(t)
+	dest, s := reusing(t, Options{})
 	s.spareIdle = 20 * time.Millisecond
 	tg := Target{Dest: dest}
 	installDurably(t, s, tg, "v1\n")
