@@ -68,7 +68,9 @@ type Result struct {
 	// Changed is true when the destination's content, mode or owner
 	// differed from what is wanted.
 	Changed bool
-	// Written is true when the destination was replaced, at Installed.
+	// Written is true when the destination was replaced. Installed is
+	// the moment just before it was: whoever saw the new file saw it
+	// after Installed, however late Sync returns.
 	Written   bool
 	Installed time.Time
 	// Reloaded is true when the reload command ran and succeeded.
@@ -279,10 +281,11 @@ func (s *Syncer) SyncContent(ctx context.Context, t Target, content Content) (re
 	if err := setAttrs(inst.f, inst.path, want, log); err != nil {
 		return res, fmt.Errorf("stage %s: %w", t.Dest, err)
 	}
-	if err := s.install(inst, t.Dest, content, want, log); err != nil {
+	installed, err := s.install(inst, t.Dest, content, want, log)
+	if err != nil {
 		return res, err
 	}
-	res.Written, res.Installed = true, time.Now()
+	res.Written, res.Installed = true, installed
 
 	switch {
 	case t.ReloadCmd == "":
@@ -370,7 +373,8 @@ func joinErr(err, cleanupErr error) error {
 	return errors.Join(err, cleanupErr)
 }
 
-// install makes the prepared stage file durable and moves it over dest.
+// install makes the prepared stage file durable and moves it over dest. It
+// returns the moment just before dest changed (see Result.Installed).
 //
 // Once the stage file is durable, a crash at any point leaves either the
 // old file or the new one, both whole; the directory's fsync only decides
@@ -381,10 +385,10 @@ func joinErr(err, cleanupErr error) error {
 // file gets a second name first, next to the stage file, and is kept for
 // the next install to reuse or removed in the background (see
 // afterInstall). Without hard links, the rename frees the old file.
-func (s *Syncer) install(st *stage, dest string, content Content, want attrs, log *logrus.Entry) error {
+func (s *Syncer) install(st *stage, dest string, content Content, want attrs, log *logrus.Entry) (time.Time, error) {
 	// Content, owner and mode in one fsync, just before the rename.
 	if err := st.f.Sync(); err != nil {
-		return fmt.Errorf("stage %s: %w", dest, err)
+		return time.Time{}, fmt.Errorf("stage %s: %w", dest, err)
 	}
 	// Who the file is, for the install that replaces it to know it as a
 	// spare (see afterInstall).
@@ -393,12 +397,13 @@ func (s *Syncer) install(st *stage, dest string, content Content, want attrs, lo
 		id = &v
 	}
 	if err := st.close(); err != nil {
-		return fmt.Errorf("stage %s: %w", dest, err)
+		return time.Time{}, fmt.Errorf("stage %s: %w", dest, err)
 	}
 	old := st.path + ".old"
 	if err := s.link(dest, old); err != nil {
 		old = ""
 	}
+	at := time.Now()
 	err := s.rename(st.path, dest)
 	if err != nil && old != "" {
 		if rerr := os.Remove(old); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
@@ -408,14 +413,14 @@ func (s *Syncer) install(st *stage, dest string, content Content, want attrs, lo
 	}
 	if errors.Is(err, syscall.EBUSY) {
 		log.WithField("stage", st.path).Debug("destination busy, overwriting in place")
-		return overwrite(dest, content, want, log)
+		return at, overwrite(dest, content, want, log)
 	}
 	if err != nil {
-		return fmt.Errorf("install %s: %w", dest, err)
+		return time.Time{}, fmt.Errorf("install %s: %w", dest, err)
 	}
 	st.installed = true
 	s.afterInstall(dest, old, id)
-	return nil
+	return at, nil
 }
 
 // overwrite writes content into the existing file dest, for destinations

@@ -539,6 +539,57 @@ func TestNoopDiff(t *testing.T) {
 	}
 }
 
+// TestInstalledIsBeforeTheFileChanged checks that Result.Installed is no
+// later than the moment the new file could first be seen. A daemon tells a
+// change made by a writer that waited for the file (which it renders at
+// once) from a burst by comparing the change's arrival with Installed; a
+// stamp taken after the rename would count a writer as quick as the host
+// allows as a burst.
+func TestInstalledIsBeforeTheFileChanged(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		busy   bool // the rename fails with EBUSY: overwritten in place
+		reload bool
+	}{
+		{name: "renamed"},
+		{name: "renamed and reloaded", reload: true},
+		{name: "overwritten in place", busy: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			dest := filepath.Join(dir, "app.conf")
+			writeExisting(t, dest, existing{"old\n", 0o644})
+			s := newSyncer(t, testLogger(t), Options{})
+			var visible time.Time // when the rename had made the new file visible, or failed
+			s.rename = func(oldpath, newpath string) error {
+				if tc.busy {
+					visible = time.Now()
+					return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: syscall.EBUSY}
+				}
+				err := os.Rename(oldpath, newpath)
+				visible = time.Now()
+				return err
+			}
+			target := Target{Dest: dest}
+			if tc.reload {
+				target.ReloadCmd = "true"
+			}
+			res, err := s.Sync(context.Background(), target, []byte("new\n"))
+			if err != nil {
+				t.Fatalf("Sync: %v", err)
+			}
+			if !res.Written || visible.IsZero() {
+				t.Fatalf("written = %t, renamed = %t, want both", res.Written, !visible.IsZero())
+			}
+			if res.Installed.IsZero() || res.Installed.After(visible) {
+				t.Errorf("Installed is %v after the file could be seen, want at or before", res.Installed.Sub(visible))
+			}
+		})
+	}
+}
+
 func TestSyncOverwritesBusyDest(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()

@@ -259,15 +259,8 @@ func (w *worker) loop(ctx, syncCtx context.Context, interval time.Duration, step
 			stepped()
 			stepped = nil
 		}
-		// Changes that came while this render ran mean a burst: the
-		// next render waits for them to settle a little. One change
-		// alone that came once the new file was in place, such as the
-		// next of a series made one at a time by a writer that waits
-		// for the file, renders at once.
-		installed := w.u.state.installed
 		w.mu.Lock()
-		single := w.pending == 1 && !installed.IsZero() && !w.first.Before(installed)
-		burst = !w.first.IsZero() && !single
+		burst = inBurst(w.pending, w.first, w.u.state.installed)
 		w.mu.Unlock()
 		if err != nil {
 			retry.Reset(bo.NextBackOff())
@@ -276,6 +269,22 @@ func (w *worker) loop(ctx, syncCtx context.Context, interval time.Duration, step
 		bo.Reset()
 		retry.Stop()
 	}
+}
+
+// inBurst reports whether the changes that came while a render ran, the
+// first of them at first, mean a burst: the next render waits for them to
+// settle a little. One change alone that came once the new file was in
+// place (installed, zero when the render replaced none), such as the next
+// of a series made one at a time by a writer that waits for the file,
+// renders at once. installed is the moment just before the file was
+// replaced (see filesync.Result): a writer that saw the new file made its
+// change after it, however late the render finished.
+func inBurst(pending int, first, installed time.Time) bool {
+	if pending == 0 {
+		return false
+	}
+	single := pending == 1 && !installed.IsZero() && !first.Before(installed)
+	return !single
 }
 
 // In a burst (changes arriving while a render runs) a resource without a

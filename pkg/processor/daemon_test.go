@@ -31,6 +31,7 @@ func (f *fakeWatcher) Run(ctx context.Context, _ []string, fn func(*kv.Snapshot,
 type countingSyncer struct {
 	next  *filesync.Syncer
 	gate  chan struct{} // when not nil, every sync waits for a receive
+	delay time.Duration // every sync sleeps this long first, as a slow render would
 	mu    sync.Mutex
 	syncs map[string]int
 }
@@ -43,6 +44,7 @@ func (c *countingSyncer) SyncContent(ctx context.Context, t filesync.Target, con
 	if gate != nil {
 		<-gate
 	}
+	time.Sleep(c.delay)
 	return c.next.SyncContent(ctx, t, content)
 }
 
@@ -216,27 +218,52 @@ func TestWatchCoalescesSteadyBursts(t *testing.T) {
 	dir := t.TempDir()
 	r := newResource(t, dir, "a", `v={{getv "/a/v"}}`, "/a")
 	syncer := newCounting(t, nil)
+	// Each render takes longer than the gap between changes, so that one
+	// change or more arrives while it runs, before its file is in place.
+	syncer.delay = 3 * time.Millisecond
 	p, _ := New(quietLogger(), nil, syncer, []resource.Resource{r}, Options{})
 	deliver := startWatch(t, p, DaemonOptions{})
 
 	snap := kv.FromMap(1, map[string]string{"/a/v": "0"})
 	deliver(snap, nil)
 	waitContent(t, r.Dest, "v=0")
-	// 200 changes, one every millisecond or so, each arriving while the
-	// previous render may still run. Without coalescing that is a render
-	// per change or two. The bound leaves room for a loaded machine (and
-	// the race detector), on which a render takes about as long as the
-	// gap between changes: a change that then comes alone after the new
-	// file was installed renders at once, as for a writer that waits for
-	// the file, and restarts the burst.
+	// 200 changes, one every 2 ms. Without coalescing that is a render
+	// per change or two; a render in a burst waits for the changes to
+	// settle (here burstMax, since they never pause).
 	for i := 1; i <= 200; i++ {
 		snap = snap.Apply(int64(i+1), []kv.Change{{Key: "/a/v", Value: fmt.Sprint(i)}})
 		deliver(snap, []string{"/a/v"})
-		time.Sleep(time.Millisecond)
+		time.Sleep(2 * time.Millisecond)
 	}
 	waitContent(t, r.Dest, "v=200")
 	if n := syncer.count("a.out"); n > 40 {
-		t.Errorf("%d renders for a 200-change burst, want a few", n)
+		t.Errorf("%d renders for a steady stream of 200 changes, want a few", n)
+	}
+}
+
+func TestInBurst(t *testing.T) {
+	installed := time.Unix(1000, 0)
+	before, after := installed.Add(-time.Microsecond), installed.Add(time.Microsecond)
+	for _, tc := range []struct {
+		name      string
+		pending   int
+		first     time.Time
+		installed time.Time
+		want      bool
+	}{
+		{name: "no change", want: false},
+		{name: "no change after an install", installed: installed, want: false},
+		{name: "one change after the install", pending: 1, first: after, installed: installed, want: false},
+		{name: "one change as the file was installed", pending: 1, first: installed, installed: installed, want: false},
+		{name: "one change before the install", pending: 1, first: before, installed: installed, want: true},
+		{name: "one change, nothing installed", pending: 1, first: after, want: true},
+		{name: "two changes after the install", pending: 2, first: after, installed: installed, want: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := inBurst(tc.pending, tc.first, tc.installed); got != tc.want {
+				t.Errorf("inBurst(%d, …) = %t, want %t", tc.pending, got, tc.want)
+			}
+		})
 	}
 }
 
